@@ -1,0 +1,113 @@
+"""Plain data shared by every layer: what a replica is, what was observed, what was decided.
+
+Nothing here does I/O. Providers produce `Replica`s, `observe` produces `Observation`s,
+policies produce `Proposal`s and the planner produces `Decision`s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Mapping
+
+
+class ReplicaState(StrEnum):
+    BUILDING = "building"  # exists, not yet serving (booting, scheduling)
+    ACTIVE = "active"  # running and reachable
+    FAILED = "failed"  # error state, or shut off too long: to be replaced
+    DELETING = "deleting"  # on its way out: never counted
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One replica as the provider sees it. The provider is the source of truth."""
+
+    id: str
+    group: str
+    state: ReplicaState
+    created_at: float  # unix seconds
+    address: str | None = None  # "host:port" where its metrics (or JSON API) are served
+    name: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def in_warmup(self, now: float, warmup_seconds: float) -> bool:
+        return now - self.created_at < warmup_seconds
+
+
+@dataclass(frozen=True)
+class ReplicaMetrics:
+    """The latest fresh samples of one replica, as read from Prometheus.
+
+    None means no fresh sample. Values are passed through unchanged (they may be NaN,
+    infinite or negative): the decision core decides what is usable, never `observe`.
+    """
+
+    capacity: float | None = None
+    termination: float | None = None
+
+
+def usable(value: float | None) -> bool:
+    """A metric value that may be acted on: present, finite and not negative."""
+    return value is not None and math.isfinite(value) and value >= 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the decision core may know about one group at one instant."""
+
+    group: str
+    at: float  # unix seconds
+    replicas: tuple[Replica, ...]
+    metrics: Mapping[str, ReplicaMetrics]  # replica id -> fresh samples (absent = no data)
+    signals: Mapping[str, float | None]  # policy name -> value of its query (None = no data)
+    prometheus_ok: bool = True  # False when the queries for this cycle failed
+
+    def terminating_ids(self) -> frozenset[str]:
+        """Replicas asking to be removed: a fresh `replica_termination` sample equal to 1."""
+        out = set()
+        for r in self.replicas:
+            t = self.metrics.get(r.id, ReplicaMetrics()).termination
+            if r.state is not ReplicaState.DELETING and usable(t) and t == 1:
+                out.add(r.id)
+        return frozenset(out)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One policy's recommendation. desired None means the policy has no usable data."""
+
+    policy: str
+    desired: int | None
+    reason: str  # human-readable, with the inputs
+    code: str  # short, bounded set, used as a metric label (e.g. "headroom_short")
+    partial: bool = False  # some inputs were missing: may scale up, never down
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the planner decided for one group in one cycle, with its reasons."""
+
+    group: str
+    at: float
+    current: int  # healthy replicas (building + active), not asking for termination
+    desired: int  # healthy replicas wanted after this cycle, always within [min, max]
+    create: int  # replicas to create now
+    delete: tuple[str, ...]  # replica ids to delete now (terminating, failed, scale-in victims)
+    direction: str  # "up", "down" or "hold"
+    code: str  # the main reason, short and bounded, for metric labels
+    reason: str  # one human-readable line
+    details: tuple[str, ...] = ()  # every step that shaped the result (policies, clamp, ...)
+    proposals: tuple[Proposal, ...] = ()
+    cooldown_remaining: Mapping[str, float] = field(default_factory=dict)  # "up"/"down" -> s
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class PlannerState:
+    """What the planner remembers between cycles. Losing it (a restart) is safe."""
+
+    # (time, clamped recommendation) pairs inside the longest stabilization window
+    recommendations: tuple[tuple[float, int], ...] = ()
+    last_scale_up: float | None = None
+    last_scale_down: float | None = None
