@@ -1,0 +1,58 @@
+# Two commands for a newcomer on Debian/Ubuntu:  make demo   and   make test
+# Both install what they need (Debian packages when missing, a venv, pinned pip packages).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBS   := prometheus prometheus-alertmanager
+PYTEST_ARGS ?=
+
+.PHONY: help setup setup-debs demo test test-fast lint bench clean
+
+help:
+	@echo "make demo   - real Prometheus + autoscaler + local replicas + load, live line per cycle"
+	@echo "make test   - install everything and run lint, rule tests and the whole test suite"
+	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
+	@echo "make lint   - ruff"
+
+setup-debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-openstack-test.txt
+	$(BIN)/pip install -q -r requirements-dev.txt -r requirements-openstack-test.txt
+	touch $@
+
+setup: setup-debs $(VENV)/.dev
+
+demo: setup-debs $(VENV)/.runtime
+	$(BIN)/autoscaler demo $(DEMO_ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check autoscaler tests bench grafana
+	$(BIN)/ruff format --check autoscaler tests bench grafana
+
+test: setup lint
+	promtool check rules rules/*.yml
+	promtool test rules rules/tests/*.yml
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup-debs $(VENV)/.dev
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) run out .pytest_cache .hypothesis

@@ -1,0 +1,76 @@
+"""Command line: `autoscaler run | check | once | simulate | bridge | loadgen | demo`.
+
+Each subcommand lives in its own module with `add_arguments(parser)` and `run(args)`;
+this file only wires them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, add_arguments function, run function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "run": ("autoscaler.daemon", "add_arguments", "run", "run the autoscaler daemon"),
+    "check": (
+        "autoscaler.config_check",
+        "add_arguments",
+        "run",
+        "validate a configuration file without touching anything (exit 2 on errors)",
+    ),
+    "once": (
+        "autoscaler.daemon",
+        "add_once_arguments",
+        "once",
+        "run one cycle and print each group's decision as JSON",
+    ),
+    "simulate": (
+        "autoscaler.simulate",
+        "add_arguments",
+        "run",
+        "replay a demand trace or a Prometheus range query through the planner",
+    ),
+    "bridge": (
+        "autoscaler.bridge",
+        "add_arguments",
+        "run",
+        "serve /probe?target=URL: JSON replica APIs as Prometheus metrics",
+    ),
+    "loadgen": (
+        "autoscaler.loadgen",
+        "add_arguments",
+        "run",
+        "send HTTP load to the demo replicas following a demand curve",
+    ),
+    "demo": (
+        "autoscaler.demo",
+        "add_arguments",
+        "run",
+        "Prometheus + autoscaler + local replicas + load, with a live line per cycle",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autoscaler",
+        description="Keeps groups of replicas at the right size from Prometheus data.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, add, run, help_text) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        getattr(mod, add)(p)
+        p.set_defaults(_run=getattr(mod, run))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The loop: observe -> decide -> act, for every group, every interval.
+
+Level-triggered: each cycle lists the replicas from the provider and decides from
+scratch, so a restart loses nothing but the planner's short memory (stabilization
+window, cooldowns), which `initial_state` re-seeds from replica ages.
+The loop never dies on an exception: every failure is counted, logged once, and the
+next cycle tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from autoscaler import planner
+from autoscaler.config import Config, GroupConfig, HeadroomPolicyConfig, TargetPolicyConfig
+from autoscaler.exporter import SharedState
+from autoscaler.logs import FailureLog
+from autoscaler.metrics import REPLICA_STATES, Metrics
+from autoscaler.model import Decision, Observation, PlannerState, Replica, ReplicaState, usable
+from autoscaler.observe import PrometheusReader
+from autoscaler.policies.headroom import capacity_sample, healthy_replicas
+from autoscaler.providers.base import ActionResult, Provider
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# URL builder for groups read through the JSON bridge: (replica, group) -> target URL.
+BridgeTarget = Callable[[Replica, GroupConfig], str]
+
+
+@dataclass
+class GroupRuntime:
+    cfg: GroupConfig
+    provider: Provider
+    state: PlannerState | None = None
+    replicas: list[Replica] | None = None
+    observation: Observation | None = None
+    decision: Decision | None = None
+    acting: Future[None] | None = None  # an action still running from an earlier cycle
+
+
+class Controller:
+    def __init__(
+        self,
+        config: Config,
+        providers: Mapping[str, Provider],
+        metrics: Metrics,
+        shared: SharedState,
+        *,
+        reader: PrometheusReader | None = None,
+        bridge_target: BridgeTarget | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.shared = shared
+        self.clock = clock
+        self.failures = FailureLog(log)
+        self.reader = reader or PrometheusReader(config, on_failure=self._prometheus_failed)
+        self.bridge_target = bridge_target
+        self.groups = {g.name: GroupRuntime(g, providers[g.name]) for g in config.groups}
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(self.groups))))
+        metrics.interval.set(config.interval_seconds)
+        for g in config.groups:
+            metrics.min_replicas.labels(g.name).set(g.min)
+            metrics.max_replicas.labels(g.name).set(g.max)
+            metrics.warmup.labels(g.name).set(g.warmup_seconds)
+            metrics.group_info.labels(g.name, g.provider.type, str(g.dry_run).lower()).set(1)
+            for p in g.policies:
+                if isinstance(p, HeadroomPolicyConfig):
+                    metrics.min_available.labels(g.name).set(p.min_available)
+                elif isinstance(p, TargetPolicyConfig):
+                    metrics.policy_target.labels(g.name, p.name).set(p.target)
+                    band = metrics.policy_band
+                    band.labels(g.name, p.name, "lower").set(p.target * (1 - p.tolerance_down))
+                    band.labels(g.name, p.name, "upper").set(p.target * (1 + p.tolerance_up))
+
+    # --- failure bookkeeping -------------------------------------------------------
+    def _prometheus_failed(self, query: str, error: str) -> None:
+        self.metrics.failures.labels("query", "prometheus").inc()
+        self.failures.failed(f"prometheus query {query}", error)
+
+    def _provider_call(self, rt: GroupRuntime, op: str, fn: Callable[[], T]) -> T | None:
+        """Run one provider operation: timed, counted, failures logged once. None on error."""
+        key = f"provider {rt.cfg.name} {op}"
+        start = time.monotonic()
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001 - any provider bug must not kill the loop
+            self.metrics.failures.labels(op, f"provider:{rt.cfg.name}").inc()
+            self.metrics.provider_requests.labels(rt.cfg.name, op, "error").inc()
+            self.failures.failed(key, f"{type(e).__name__}: {e}")
+            return None
+        finally:
+            self.metrics.provider_duration.labels(rt.cfg.name, op).observe(time.monotonic() - start)
+        self.failures.ok(key)
+        return result
+
+    def _count_result(self, rt: GroupRuntime, op: str, res: ActionResult | None) -> None:
+        if res is None:
+            return
+        g = rt.cfg.name
+        if res.succeeded:
+            self.metrics.provider_requests.labels(g, op, "ok").inc(len(res.succeeded))
+        if res.failed:
+            self.metrics.provider_requests.labels(g, op, "error").inc(len(res.failed))
+            self.metrics.failures.labels(op, f"provider:{g}").inc(len(res.failed))
+            self.failures.failed(
+                f"provider {g} {op}", "; ".join(f"{i or '?'}: {e}" for i, e in res.failed[:5])
+            )
+        if res.quota_exceeded:
+            self.metrics.quota_exceeded.labels(g, res.quota_exceeded).inc()
+            self.failures.failed(f"provider {g} quota", f"quota exceeded: {res.quota_exceeded}")
+        elif not res.failed:
+            self.failures.ok(f"provider {g} {op}")
+
+    # --- one cycle -----------------------------------------------------------------
+    def cycle(self) -> bool:
+        """Run one observe -> decide -> act cycle. True when every query and listing worked."""
+        start = time.monotonic()
+        now = self.clock()
+        listed: dict[str, list[Replica]] = {}
+        for name, rt in self.groups.items():
+            replicas = self._provider_call(rt, "list", rt.provider.list)
+            if replicas is not None:
+                self.metrics.provider_requests.labels(name, "list", "ok").inc()
+                rt.replicas = replicas
+                listed[name] = replicas
+                if rt.state is None:
+                    rt.state = planner.initial_state(replicas)
+        observations = self.reader.observe([rt.cfg for rt in self.groups.values()], listed, now)
+        prometheus_ok = (
+            all(o.prometheus_ok for o in observations.values()) if observations else True
+        )
+        if prometheus_ok:
+            self.failures.ok("prometheus query capacity")
+            self.failures.ok("prometheus query termination")
+
+        actions: list[Future[None]] = []
+        for name, obs in observations.items():
+            rt = self.groups[name]
+            rt.observation = obs
+            decision, rt.state = planner.plan(rt.cfg, obs, rt.state or PlannerState(), now)
+            rt.decision = decision
+            self._export_decision(rt, obs, decision)
+            if decision.dry_run or not (decision.create or decision.delete):
+                continue
+            if rt.acting is not None and not rt.acting.done():
+                log.info("group %s: previous action still running; not acting this cycle", name)
+                continue
+            log.info(
+                "group %s: %s %d -> %d (+%d, -%d): %s",
+                name,
+                decision.direction,
+                decision.current,
+                decision.desired,
+                decision.create,
+                len(decision.delete),
+                decision.reason,
+            )
+            rt.acting = self.pool.submit(self._act, rt, obs, decision)
+            actions.append(rt.acting)
+        # Wait for this cycle's actions, bounded: a provider that hangs past its own
+        # timeouts leaves its group marked busy instead of stalling every group.
+        wait(actions, timeout=max(30.0, 3 * self.config.interval_seconds))
+
+        ok = prometheus_ok and len(listed) == len(self.groups)
+        self.metrics.heartbeat.inc()
+        self.metrics.cycle_duration.observe(time.monotonic() - start)
+        if ok:
+            self.metrics.last_success.set(now)
+            self.shared.mark_success(now)
+        self.shared.publish(self._status(now, prometheus_ok), self._sd())
+        return ok
+
+    def _act(self, rt: GroupRuntime, obs: Observation, decision: Decision) -> None:
+        removing = frozenset(decision.delete)
+        reconcile = getattr(rt.provider, "reconcile", None)
+        if callable(reconcile):
+            # Move external addresses off replicas about to go, before they go.
+            terminating = obs.terminating_ids()
+            healthy = frozenset(
+                r.id
+                for r in obs.replicas
+                if r.state is ReplicaState.ACTIVE
+                and r.id not in removing
+                and r.id not in terminating
+                and capacity_sample(obs, r.id) is not None
+            )
+            self._provider_call(rt, "reconcile", lambda: reconcile(healthy, removing))
+        if decision.delete:
+            res = self._provider_call(
+                rt, "delete", lambda: rt.provider.delete(list(decision.delete))
+            )
+            self._count_result(rt, "delete", res)
+        if decision.create:
+            res = self._provider_call(rt, "create", lambda: rt.provider.create(decision.create))
+            self._count_result(rt, "create", res)
+
+    # --- what the world sees -------------------------------------------------------
+    def _export_decision(self, rt: GroupRuntime, obs: Observation, d: Decision) -> None:
+        m, g = self.metrics, rt.cfg.name
+        terminating = obs.terminating_ids()
+        counts = dict.fromkeys(REPLICA_STATES, 0)
+        for r in obs.replicas:
+            counts["terminating" if r.id in terminating else r.state.value] += 1
+        for state, n in counts.items():
+            m.replicas.labels(g, state).set(n)
+        m.desired.labels(g).set(d.desired)
+        m.decisions.labels(g, d.direction, d.code).inc()
+        for p in d.proposals:
+            if p.desired is not None:
+                m.policy_desired.labels(g, p.policy).set(p.desired)
+            else:
+                _remove(m.policy_desired, g, p.policy)
+        for name, value in obs.signals.items():
+            if usable(value):
+                m.policy_signal.labels(g, name).set(value)  # type: ignore[arg-type]
+            else:
+                _remove(m.policy_signal, g, name)
+        available = available_capacity(rt.cfg, obs)
+        if available is None:
+            _remove(m.available, g)
+        else:
+            m.available.labels(g).set(available)
+        m.unreported.labels(g).set(len(planner.missing_capacity_ids(obs, rt.cfg)))
+        for direction in ("up", "down"):
+            m.cooldown.labels(g, direction).set(d.cooldown_remaining.get(direction, 0.0))
+
+    def _status(self, now: float, prometheus_ok: bool) -> dict[str, Any]:
+        groups: dict[str, Any] = {}
+        for name, rt in self.groups.items():
+            obs, d = rt.observation, rt.decision
+            replicas = []
+            for r in rt.replicas or []:
+                sample = obs.metrics.get(r.id) if obs else None
+                replicas.append(
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "state": r.state.value,
+                        "address": r.address,
+                        "created_at": r.created_at,
+                        "in_warmup": r.in_warmup(now, rt.cfg.warmup_seconds),
+                        "capacity": _json_number(sample.capacity) if sample else None,
+                        "termination": _json_number(sample.termination) if sample else None,
+                    }
+                )
+            groups[name] = {
+                "provider": rt.cfg.provider.type,
+                "min": rt.cfg.min,
+                "max": rt.cfg.max,
+                "dry_run": rt.cfg.dry_run,
+                "replicas": replicas,
+                "observation": None
+                if obs is None
+                else {
+                    "at": obs.at,
+                    "prometheus_ok": obs.prometheus_ok,
+                    "available_capacity": available_capacity(rt.cfg, obs),
+                    "signals": {k: _json_number(v) for k, v in obs.signals.items()},
+                    "replicas_reporting": sum(
+                        1 for v in obs.metrics.values() if v.capacity is not None
+                    ),
+                },
+                "decision": None if d is None else _decision_json(d),
+                "cooldown_remaining": dict(d.cooldown_remaining) if d else {},
+                "errors": {
+                    k: v for k, v in self.failures.failing().items() if f" {name} " in f"{k} "
+                },
+            }
+        return {
+            "at": now,
+            "interval_seconds": self.config.interval_seconds,
+            "prometheus_ok": prometheus_ok,
+            "queries_last_cycle": self.reader.queries_last_cycle,
+            "groups": groups,
+        }
+
+    def _sd(self) -> dict[str, list[dict[str, Any]]]:
+        """Prometheus http_sd documents: replicas scraped directly, and those via the bridge."""
+        sd: dict[str, list[dict[str, Any]]] = {"direct": [], "bridge": []}
+        for name, rt in self.groups.items():
+            for r in rt.replicas or []:
+                if not r.address or r.state is ReplicaState.DELETING:
+                    continue
+                labels = {"group": name, "replica": r.id}
+                if rt.cfg.via_bridge and self.bridge_target is not None:
+                    sd["bridge"].append(
+                        {"targets": [self.bridge_target(r, rt.cfg)], "labels": labels}
+                    )
+                elif not rt.cfg.via_bridge:
+                    sd["direct"].append({"targets": [r.address], "labels": labels})
+        return sd
+
+    # --- the loop ------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Cycle every interval until `stop` is set; a stop request waits for the cycle."""
+        interval = self.config.interval_seconds
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.cycle()
+            except Exception:  # noqa: BLE001 - the loop must survive its own bugs too
+                self.metrics.failures.labels("cycle", "autoscaler").inc()
+                log.exception("cycle failed unexpectedly; continuing")
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for rt in self.groups.values():
+            try:
+                rt.provider.close()
+            except Exception as e:  # noqa: BLE001 - closing must not mask the shutdown
+                log.warning("closing provider of %s: %s", rt.cfg.name, e)
+
+
+def available_capacity(group: GroupConfig, obs: Observation) -> float | None:
+    """Free capacity as the headroom policy counts it; None when it cannot be known."""
+    if not obs.prometheus_ok:
+        return None
+    total = 0.0
+    known = False
+    for r in healthy_replicas(obs):
+        if r.in_warmup(obs.at, group.warmup_seconds):
+            total += group.replica_capacity
+            known = True
+            continue
+        sample = capacity_sample(obs, r.id)
+        if sample is not None:
+            total += min(sample, group.replica_capacity)
+            known = True
+    return total if known or not healthy_replicas(obs) else None
+
+
+def _remove(gauge: Any, *labels: str) -> None:
+    try:
+        gauge.remove(*labels)
+    except KeyError:
+        pass
+
+
+def _json_number(v: float | None) -> float | str | None:
+    """JSON has no NaN or infinity: show those as strings rather than break the document."""
+    if v is None:
+        return None
+    return v if math.isfinite(v) else str(v)
+
+
+def _decision_json(d: Decision) -> dict[str, Any]:
+    out = asdict(d)
+    out["proposals"] = [asdict(p) for p in d.proposals]
+    out["cooldown_remaining"] = dict(d.cooldown_remaining)
+    return out

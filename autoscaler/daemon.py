@@ -1,0 +1,169 @@
+"""`autoscaler run` and `autoscaler once`: wire configuration, providers, Prometheus,
+the exporter and the controller together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from autoscaler import logs
+from autoscaler.config import Config, ConfigError, load_config
+from autoscaler.controller import Controller
+from autoscaler.exporter import SharedState, serve
+from autoscaler.metrics import Metrics
+from autoscaler.providers.base import Provider, ProviderError
+from autoscaler.providers.registry import build_provider
+
+log = logging.getLogger("autoscaler")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get("AUTOSCALER_CONFIG"),
+        help="YAML configuration file (default: $AUTOSCALER_CONFIG)",
+    )
+
+
+def add_once_arguments(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="decide and print, never touch replicas"
+    )
+
+
+def load(args: argparse.Namespace) -> Config | None:
+    """The validated configuration, or None after printing every error (exit code 2)."""
+    if not args.config:
+        print(
+            "error: no configuration: pass --config FILE or set AUTOSCALER_CONFIG", file=sys.stderr
+        )
+        return None
+    try:
+        return load_config(Path(args.config), os.environ)
+    except ConfigError as e:
+        print(f"error: invalid configuration {args.config}:\n{e}", file=sys.stderr)
+        return None
+
+
+def _secrets(config: Config) -> list[str | None]:
+    out: list[str | None] = [config.prometheus.password]
+    token = config.prometheus.bearer_token_file
+    if token and Path(token).is_file():
+        out.append(Path(token).read_text().strip())
+    return out
+
+
+def _build(config: Config) -> dict[str, Provider] | None:
+    providers: dict[str, Provider] = {}
+    try:
+        for g in config.groups:
+            providers[g.name] = build_provider(g, config)
+    except (ProviderError, OSError, ValueError) as e:
+        print(f"error: cannot set up the provider of a group: {e}", file=sys.stderr)
+        for p in providers.values():
+            p.close()
+        return None
+    return providers
+
+
+def _bridge_target(config: Config):  # noqa: ANN202 - optional import
+    try:
+        from autoscaler.bridge import sd_target
+    except ImportError:  # bridge not installed in this build
+        return None
+    return lambda replica, group: sd_target(replica, group, config)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args)
+    if config is None:
+        return 2
+    logs.setup(config.log_level)
+    for secret in _secrets(config):
+        logs.redactor.add(secret)
+    providers = _build(config)
+    if providers is None:
+        return 2
+    metrics = Metrics()
+    shared = SharedState(config.interval_seconds)
+    try:
+        _, stop_server = serve(config.listen, metrics, shared)
+    except OSError as e:
+        print(f"error: cannot listen on {config.listen}: {e}", file=sys.stderr)
+        return 2
+    controller = Controller(
+        config, providers, metrics, shared, bridge_target=_bridge_target(config)
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("%s received: stopping after the current cycle", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    log.info(
+        "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s",
+        len(config.groups),
+        ", ".join(g.name for g in config.groups),
+        config.prometheus.url,
+        config.interval_seconds,
+        config.listen,
+    )
+    try:
+        controller.run(stop)
+    finally:
+        controller.close()
+        stop_server()
+        log.info("autoscaler stopped; replicas left running")
+    return 0
+
+
+def once(args: argparse.Namespace) -> int:
+    """One cycle, its decisions printed as JSON lines: handy to try a configuration."""
+    config = load(args)
+    if config is None:
+        return 2
+    if args.dry_run:
+        config = dataclasses.replace(
+            config, groups=tuple(dataclasses.replace(g, dry_run=True) for g in config.groups)
+        )
+    logs.setup(config.log_level)
+    for secret in _secrets(config):
+        logs.redactor.add(secret)
+    providers = _build(config)
+    if providers is None:
+        return 2
+    controller = Controller(config, providers, Metrics(), SharedState(config.interval_seconds))
+    try:
+        ok = controller.cycle()
+    finally:
+        controller.close()
+    for name, rt in controller.groups.items():
+        d = rt.decision
+        line = {
+            "group": name,
+            "decision": None
+            if d is None
+            else {
+                "current": d.current,
+                "desired": d.desired,
+                "create": d.create,
+                "delete": list(d.delete),
+                "direction": d.direction,
+                "reason": d.reason,
+                "dry_run": d.dry_run,
+            },
+        }
+        print(json.dumps(line))
+    return 0 if ok else 1

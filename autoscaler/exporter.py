@@ -1,0 +1,117 @@
+"""HTTP endpoints: /metrics, /status, /healthz and /sd (Prometheus HTTP service discovery).
+
+The controller publishes immutable snapshots; handlers only read them, so a slow scrape
+never blocks a cycle and a cycle never blocks a scrape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from autoscaler.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class SharedState:
+    """What the controller last published, read by the HTTP handlers."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.lock = threading.Lock()
+        self.interval = interval_seconds
+        self.started = time.time()
+        self.last_success: float | None = None
+        self.status: dict[str, Any] = {"groups": {}}
+        self.sd: dict[str, list[dict[str, Any]]] = {"direct": [], "bridge": []}
+
+    def publish(self, status: dict[str, Any], sd: dict[str, list[dict[str, Any]]]) -> None:
+        with self.lock:
+            self.status = status
+            self.sd = sd
+
+    def mark_success(self, at: float) -> None:
+        with self.lock:
+            self.last_success = at
+
+    def healthy(self, now: float) -> bool:
+        """Unhealthy once no cycle has succeeded for 3 intervals (grace from start-up too)."""
+        with self.lock:
+            ref = self.last_success if self.last_success is not None else self.started
+            return now - ref <= 3 * self.interval
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterServer
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
+        url = urlparse(self.path)
+        state = self.server.state
+        if url.path == "/metrics":
+            self._send(200, generate_latest(self.server.metrics.registry), CONTENT_TYPE_LATEST)
+        elif url.path == "/healthz":
+            ok = state.healthy(time.time())
+            self._json(200 if ok else 503, {"healthy": ok, "last_success": state.last_success})
+        elif url.path == "/status":
+            with state.lock:
+                body = dict(state.status)
+            body["healthy"] = state.healthy(time.time())
+            body["last_success"] = state.last_success
+            self._json(200, body)
+        elif url.path == "/sd":
+            via = parse_qs(url.query).get("via", ["direct"])[0]
+            if via not in ("direct", "bridge"):
+                self._json(400, {"error": "via must be direct or bridge"})
+                return
+            with state.lock:
+                self._json(200, state.sd.get(via, []))
+        else:
+            self._json(404, {"error": "not found", "endpoints": self.server.endpoints})
+
+    def _json(self, code: int, body: Any) -> None:
+        self._send(code, json.dumps(body, default=str).encode(), "application/json")
+
+    def _send(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # scrapes every second would drown the log
+
+
+class ExporterServer(ThreadingHTTPServer):
+    daemon_threads = True
+    endpoints = ["/metrics", "/status", "/healthz", "/sd?via=direct|bridge"]
+
+    def __init__(self, address: tuple[str, int], metrics: Metrics, state: SharedState) -> None:
+        super().__init__(address, _Handler)
+        self.metrics = metrics
+        self.state = state
+
+
+def serve(
+    listen: str, metrics: Metrics, state: SharedState
+) -> tuple[ExporterServer, Callable[[], None]]:
+    """Start serving in a daemon thread; returns the server and a stop function."""
+    host, _, port = listen.rpartition(":")
+    server = ExporterServer((host.strip("[]") or "0.0.0.0", int(port)), metrics, state)
+    thread = threading.Thread(target=server.serve_forever, name="exporter", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return server, stop

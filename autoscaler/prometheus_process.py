@@ -1,0 +1,136 @@
+"""Run a real Prometheus (Debian's `prometheus`) on a free loopback port.
+
+Used by `autoscaler demo` and by the tests (tests/harness/prometheus.py re-exports it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from autoscaler import promconfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException as e:  # not up yet
+            last = e
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready after {timeout}s: {last}")
+
+
+class PrometheusServer:
+    """A Prometheus process with the project's own prometheus.yml, 1 s scrape interval."""
+
+    def __init__(
+        self,
+        *,
+        autoscaler: str,
+        alertmanager: str | None = None,
+        bridge: str | None = None,
+        config_text: str | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = Path(tempfile.mkdtemp(prefix="prom-"))
+        self.config = self.dir / "prometheus.yml"
+        self.config.write_text(
+            config_text
+            or promconfig.render(
+                REPO / "prometheus.yml",
+                autoscaler=autoscaler,
+                alertmanager=alertmanager,
+                bridge=bridge,
+                scrape_interval="1s",
+                evaluation_interval="1s",
+            )
+        )
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrometheusServer:
+        binary = shutil.which("prometheus")
+        if not binary:
+            raise RuntimeError(
+                "prometheus is not installed: run `make setup` (Debian package prometheus)"
+            )
+        self.log = open(self.dir / "prometheus.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+                "--rules.alert.resend-delay=1s",
+                *self.extra_args,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_http(f"{self.url}/-/ready")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def query(self, expr: str) -> list[dict]:
+        r = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
+        r.raise_for_status()
+        return r.json()["data"]["result"]
+
+    def wait_for(
+        self,
+        expr: str,
+        predicate: Callable[[list[dict]], bool] = bool,
+        timeout: float = 30.0,
+    ) -> list[dict]:
+        """Poll an instant query until predicate(result) is true; returns the result."""
+        deadline = time.monotonic() + timeout
+        res: list[dict] = []
+        while time.monotonic() < deadline:
+            res = self.query(expr)
+            if predicate(res):
+                return res
+            time.sleep(0.5)
+        raise TimeoutError(f"{expr!r} never satisfied the condition; last result {res}")
+
+    def __enter__(self) -> PrometheusServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
