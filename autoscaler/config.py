@@ -6,8 +6,20 @@ half-applied configuration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+import copy
+import difflib
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from autoscaler.providers import registry
 
 
 @dataclass(frozen=True)
@@ -101,3 +113,823 @@ class Config:
     termination_metric: str = "replica_termination"
     bridge_address: str | None = None  # "host:port" of `autoscaler bridge`, for via_bridge groups
     log_level: str = "info"
+
+
+# --------------------------------------------------------------------------- loading
+#
+# Validation collects every problem before giving up, so a user fixes a file in one
+# round. Each message starts with the key path (or the environment variable), then says
+# what is allowed and what was found. Values of secret keys are never echoed.
+
+REDACTED = "<redacted>"
+
+_SECRET_KEY = re.compile(
+    r"password|passwd|passcode|secret|token|credential|api_?key|private_?key", re.I
+)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")  # used in labels, replica names, paths
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_HOST = re.compile(r"[A-Za-z0-9_.-]*")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SCALE_IN_ORDERS = ("oldest", "newest")
+POLICY_TYPES = ("headroom", "target")
+
+# variable -> (key path in the file, how to read the string)
+ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
+    "AUTOSCALER_PROMETHEUS_URL": (("prometheus", "url"), "str"),
+    "AUTOSCALER_PROMETHEUS_TIMEOUT_SECONDS": (("prometheus", "timeout_seconds"), "number"),
+    "AUTOSCALER_PROMETHEUS_USERNAME": (("prometheus", "username"), "str"),
+    "AUTOSCALER_PROMETHEUS_PASSWORD": (("prometheus", "password"), "str"),
+    "AUTOSCALER_PROMETHEUS_BEARER_TOKEN_FILE": (("prometheus", "bearer_token_file"), "str"),
+    "AUTOSCALER_PROMETHEUS_CA_FILE": (("prometheus", "ca_file"), "str"),
+    "AUTOSCALER_INTERVAL_SECONDS": (("interval_seconds",), "number"),
+    "AUTOSCALER_LISTEN": (("listen",), "str"),
+    "AUTOSCALER_LOG_LEVEL": (("log_level",), "str"),
+    "AUTOSCALER_BRIDGE_ADDRESS": (("bridge_address",), "str"),
+}
+DRY_RUN_ENV = "AUTOSCALER_DRY_RUN"  # sets dry_run on every group
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. `errors` holds every problem found, one message each."""
+
+    def __init__(self, errors: list[str], source: str | None = None) -> None:
+        self.errors = list(errors)
+        self.source = source
+        super().__init__("\n".join(self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(self.errors)
+
+
+def is_secret_key(key: str) -> bool:
+    """A key whose value is a secret (a `*_file` or `*_path` key names a file: not secret)."""
+    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_file", "_path", "_dir"))
+
+
+def redact_url(url: str) -> str:
+    """`url` with any user:password@ part replaced."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{REDACTED}@{host}").geturl()
+
+
+def parse_host_port(text: str, *, allow_any_host: bool = True) -> tuple[str, int]:
+    """Split "host:port" or "[v6]:port". An empty host means every interface.
+
+    Raises ValueError with what is wrong.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError("no port")
+    if not 0 <= int(port_text) <= 65535:
+        raise ValueError("port out of range")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host or not re.fullmatch(r"[0-9A-Fa-f:.]+", host):
+            raise ValueError("invalid IPv6 address")
+    elif ":" in host or not _HOST.fullmatch(host):
+        raise ValueError("invalid host; write IPv6 addresses as [::1]:port")
+    if not host and not allow_any_host:
+        raise ValueError("no host")
+    return host, int(port_text)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] = os.environ) -> Config:
+    """Read, validate and return the configuration in `path`, or raise ConfigError."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: file not found"], source) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{source}: not UTF-8 text"], source) from None
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read: {exc.strerror}"], source) from None
+    raw, duplicates = parse_yaml(text, source)
+    if raw is None:
+        raise ConfigError([f"{source}: the file is empty; it needs at least `groups`"], source)
+    try:
+        config = parse_config(raw, env, source)
+    except ConfigError as exc:
+        raise ConfigError(duplicates + exc.errors, source) from None
+    if duplicates:
+        raise ConfigError(duplicates, source)
+    return config
+
+
+def parse_yaml(text: str, source: str = "<config>") -> tuple[Any, list[str]]:
+    """The YAML document in `text`, and one error per duplicated mapping key.
+
+    PyYAML silently keeps the last of two equal keys; a typo must not pass that way.
+    Raises ConfigError (with line and column) on a syntax error. The message never quotes
+    the offending line: it could hold a password.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        duplicates = _duplicate_keys(node, source)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([f"{where}: YAML syntax error: {problem}"], source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: YAML error: {type(exc).__name__}"], source) from None
+    finally:
+        loader.dispose()
+    return data, duplicates
+
+
+def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
+    errors: list[str] = []
+    seen_nodes: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # aliases may point back up the tree
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                stack.append(value)
+                if not isinstance(key, yaml.ScalarNode) or key.tag.endswith(":merge"):
+                    continue
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    errors.append(
+                        f"{source}:{line}:{key.start_mark.column + 1}: duplicate key "
+                        f"{key.value!r} (first at line {first[(key.tag, key.value)]})"
+                    )
+                else:
+                    first[(key.tag, key.value)] = line
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return sorted(errors, key=lambda e: int(e[len(source) + 1 :].split(":", 1)[0]))
+
+
+def parse_config(
+    raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<config>"
+) -> Config:
+    """Validate `raw` (the YAML document, or a dict built elsewhere) with `env` overrides.
+
+    Returns a complete Config or raises ConfigError listing every problem.
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{source}: the top level must be a mapping of keys"], source)
+    doc = _plain(raw)
+    origins: dict[str, str] = {}
+    _apply_env(doc, env, origins)
+    checker = _Checker(origins)
+    config = checker.config(doc)
+    if checker.errors or config is None:
+        raise ConfigError(checker.errors, source)
+    return config
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The configuration as JSON-able data, secrets replaced by "<redacted>"."""
+    return _jsonable(config, "")
+
+
+def _jsonable(value: Any, key: str) -> Any:
+    if key and value is not None and is_secret_key(key):
+        return REDACTED
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name), f.name) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, key) for v in value]
+    if isinstance(value, str):
+        return redact_url(value) if key.endswith("url") else value
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy made of dicts and lists: the caller's data is never modified."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def _env_value(text: str, kind: str) -> Any:
+    """The typed value of an environment string; left as text when it does not parse,
+    so the checker reports it like a bad value in the file."""
+    if kind == "number":
+        try:
+            return int(text.strip()) if text.strip().lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            return text
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    return text
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str], origins: dict[str, str]) -> None:
+    """Write the environment overrides into `doc`, remembering which key came from where.
+
+    Empty variables count as unset (compose files often pass `VAR=${VAR:-}`).
+    """
+    for var, (keys, kind) in ENV_OVERRIDES.items():
+        text = env.get(var)
+        if not text:
+            continue
+        section = doc
+        for key in keys[:-1]:
+            if section.get(key) is None:
+                section[key] = {}
+            section = section[key]
+            if not isinstance(section, dict):
+                break  # the checker reports the section's type
+        else:
+            section[keys[-1]] = _env_value(text, kind)
+            origins[".".join(keys)] = var
+            if keys[-1] == "password":
+                section.pop("password_file", None)  # the variable replaces the file
+    text = env.get(DRY_RUN_ENV)
+    groups = doc.get("groups")
+    if text and isinstance(groups, dict):
+        for name, group in groups.items():
+            if isinstance(group, dict):
+                group["dry_run"] = _env_value(text, "bool")
+                origins[f"groups.{name}.dry_run"] = DRY_RUN_ENV
+
+
+# --------------------------------------------------------------------------- value kinds
+
+
+class _Bad(Exception):
+    """A value was rejected; the message (if any) replaces the kind's description."""
+
+
+class _Kind:
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def convert(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _Number(_Kind):
+    minimum: float | None = None
+    above: bool = False  # minimum excluded
+    maximum: float | None = None
+    below: bool = False  # maximum excluded
+    integer: bool = False
+
+    def describe(self) -> str:
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f"{'>' if self.above else '>='} {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"{'<' if self.below else '<='} {self.maximum:g}")
+        kind = "an integer" if self.integer else "a number"
+        return " ".join([kind, " and ".join(bounds)]) if bounds else kind
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Bad
+        if self.integer and not isinstance(value, int):
+            raise _Bad
+        if not math.isfinite(value):
+            raise _Bad
+        if self.minimum is not None and (
+            value < self.minimum or (self.above and value == self.minimum)
+        ):
+            raise _Bad
+        if self.maximum is not None and (
+            value > self.maximum or (self.below and value == self.maximum)
+        ):
+            raise _Bad
+        return int(value) if self.integer else float(value)
+
+
+@dataclass(frozen=True)
+class _Bool(_Kind):
+    def describe(self) -> str:
+        return "true or false"
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise _Bad
+        return value
+
+
+@dataclass(frozen=True)
+class _Text(_Kind):
+    pattern: re.Pattern[str] | None = None
+    what: str = "a non-empty string"
+
+    def describe(self) -> str:
+        return self.what
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise _Bad
+        if self.pattern is not None and not self.pattern.fullmatch(value):
+            raise _Bad
+        return value
+
+
+@dataclass(frozen=True)
+class _Choice(_Kind):
+    options: tuple[str, ...]
+    fold_case: bool = False
+
+    def describe(self) -> str:
+        return f"one of: {', '.join(self.options)}"
+
+    def convert(self, value: Any) -> Any:
+        if isinstance(value, str):
+            candidate = value.lower() if self.fold_case else value
+            if candidate in self.options:
+                return candidate
+            hint = difflib.get_close_matches(candidate, self.options, n=1)
+            if hint:
+                raise _Bad(f"{self.describe()}; did you mean {hint[0]!r}?")
+        raise _Bad
+
+
+@dataclass(frozen=True)
+class _Url(_Kind):
+    def describe(self) -> str:
+        return "an http:// or https:// URL with a host"
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise _Bad
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise _Bad from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _Bad
+        if parts.username is not None or parts.password is not None:
+            raise _Bad("a URL without credentials (use username and password_file)")
+        return value
+
+
+@dataclass(frozen=True)
+class _Address(_Kind):
+    listen: bool  # a local address to bind (port 0 and an empty host allowed)
+
+    def describe(self) -> str:
+        if self.listen:
+            return "host:port to listen on, e.g. 127.0.0.1:9100 or [::1]:9100"
+        return "host:port, e.g. 127.0.0.1:9101"
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise _Bad
+        try:
+            _, port = parse_host_port(value, allow_any_host=self.listen)
+        except ValueError as exc:
+            raise _Bad(f"{self.describe()}: {exc}") from None
+        if port == 0 and not self.listen:
+            raise _Bad(f"{self.describe()}: port 0 cannot be reached")
+        return value
+
+
+@dataclass(frozen=True)
+class _File(_Kind):
+    def describe(self) -> str:
+        return "the path of a readable file"
+
+    def convert(self, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise _Bad
+        if os.path.isdir(value):
+            raise _Bad(f"{self.describe()} (it is a directory)")
+        try:
+            with open(value, "rb"):
+                pass
+        except OSError as exc:
+            raise _Bad(f"{self.describe()} ({exc.strerror})") from None
+        return value
+
+
+_INVALID: Any = object()  # a value already reported as an error
+_ABSENT: Any = object()  # a key not present in the file
+_POSITIVE = _Number(minimum=0, above=True)
+_NON_NEGATIVE = _Number(minimum=0)
+_COUNT = _Number(minimum=0, integer=True)
+_TOLERANCE = _Number(minimum=0, maximum=1, below=True)
+_NAME_KIND = _Text(_NAME, "a name of letters, digits, '_' and '-' (at most 63, no leading '-')")
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _show(path: str, value: Any) -> str:
+    """A bad value as it may appear in an error message."""
+    if value is _ABSENT:
+        return "nothing"
+    if is_secret_key(path.rpartition(".")[2]):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return "a mapping"  # its contents could hold a misplaced secret
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and path.endswith("url"):
+        value = redact_url(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _default(cls: type, name: str) -> Any:
+    for f in fields(cls):
+        if f.name == name:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:
+                return f.default_factory()
+    raise KeyError(name)
+
+
+def _keys(cls: type, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in without)
+
+
+PROMETHEUS_KEYS = (*_keys(PrometheusConfig), "password_file")
+TOP_LEVEL_KEYS = _keys(Config)
+GROUP_KEYS = _keys(GroupConfig, without=("name",))
+BEHAVIOR_KEYS = _keys(ScalingBehavior)
+POLICY_KEYS = {
+    "headroom": _keys(HeadroomPolicyConfig),
+    "target": (*_keys(TargetPolicyConfig), "tolerance"),
+}
+
+
+class _Checker:
+    """Walks the document once, collecting every error."""
+
+    def __init__(self, origins: Mapping[str, str]) -> None:
+        self.origins = origins
+        self.errors: list[str] = []
+
+    # ---- reporting
+
+    def error(self, path: str, message: str) -> None:
+        var = self.origins.get(path)
+        where = f"{var} (overrides {path})" if var else path
+        self.errors.append(f"{where}: {message}")
+
+    def bad(self, path: str, value: Any, allowed: str) -> None:
+        self.error(path, f"must be {allowed} (got {_show(path, value)})")
+
+    # ---- generic readers
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
+        """`value` if it is a mapping (unknown keys reported), else None (reported)."""
+        if not isinstance(value, dict):
+            self.bad(path, value, "a mapping")
+            return None
+        for key in value:
+            if key in allowed:
+                continue
+            hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            if hint:
+                self.error(_join(path, key), f"unknown key (did you mean {hint[0]!r}?)")
+            else:
+                self.error(_join(path, key), f"unknown key; allowed: {', '.join(sorted(allowed))}")
+        return value
+
+    def get(
+        self,
+        section: Mapping[str, Any],
+        key: str,
+        path: str,
+        kind: _Kind,
+        default: Any = _ABSENT,
+        *,
+        nullable: bool = False,
+    ) -> Any:
+        """The converted value of `key`, its default when absent, or _INVALID (reported)."""
+        where = _join(path, key)
+        allowed = kind.describe() + (" or null" if nullable else "")
+        if key not in section:
+            if default is _ABSENT:
+                self.error(where, f"is required: {allowed}")
+                return _INVALID
+            return default
+        value = section[key]
+        if value is None and nullable:
+            return None
+        try:
+            return kind.convert(value)
+        except _Bad as exc:
+            message = str(exc.args[0]) if exc.args else allowed
+            self.bad(where, value, message)
+            return _INVALID
+
+    # ---- sections
+
+    def config(self, doc: dict[str, Any]) -> Config | None:
+        self.mapping(doc, "", TOP_LEVEL_KEYS)
+        prometheus = self.prometheus(doc.get("prometheus", {}), "prometheus")
+        values = {
+            "interval_seconds": self.get(
+                doc, "interval_seconds", "", _POSITIVE, _default(Config, "interval_seconds")
+            ),
+            "listen": self.get(doc, "listen", "", _Address(True), _default(Config, "listen")),
+            "bridge_address": self.get(
+                doc, "bridge_address", "", _Address(False), None, nullable=True
+            ),
+            "log_level": self.get(
+                doc, "log_level", "", _Choice(LOG_LEVELS, True), _default(Config, "log_level")
+            ),
+        }
+        for key in ("capacity_metric", "termination_metric"):
+            kind = _Text(_METRIC_NAME, "a Prometheus metric name")
+            values[key] = self.get(doc, key, "", kind, _default(Config, key))
+        groups = self.groups(doc.get("groups", _ABSENT), values["bridge_address"])
+        if self.errors or prometheus is None or groups is None:
+            return None
+        return Config(prometheus=prometheus, groups=groups, **values)
+
+    def prometheus(self, raw: Any, path: str) -> PrometheusConfig | None:
+        section = self.mapping(raw, path, PROMETHEUS_KEYS)
+        if section is None:
+            return None
+        text = _Text()
+        values = {
+            "url": self.get(section, "url", path, _Url(), _default(PrometheusConfig, "url")),
+            "timeout_seconds": self.get(
+                section,
+                "timeout_seconds",
+                path,
+                _POSITIVE,
+                _default(PrometheusConfig, "timeout_seconds"),
+            ),
+            "username": self.get(section, "username", path, text, None, nullable=True),
+            "password": self.get(section, "password", path, text, None, nullable=True),
+            "bearer_token_file": self.get(
+                section, "bearer_token_file", path, _File(), None, nullable=True
+            ),
+            "ca_file": self.get(section, "ca_file", path, _File(), None, nullable=True),
+            "insecure_skip_verify": self.get(section, "insecure_skip_verify", path, _Bool(), False),
+        }
+        password_file = self.get(section, "password_file", path, _File(), None, nullable=True)
+        if password_file not in (None, _INVALID):
+            if section.get("password") is not None:
+                self.error(
+                    _join(path, "password_file"), "set either password or password_file, not both"
+                )
+            else:
+                values["password"] = self.read_secret(password_file, _join(path, "password_file"))
+        if values["password"] not in (None, _INVALID) and section.get("username") is None:
+            self.error(_join(path, "username"), "is required when a password is set (basic auth)")
+        if section.get("bearer_token_file") is not None and section.get("username") is not None:
+            self.error(
+                _join(path, "bearer_token_file"),
+                "cannot be combined with basic auth (username/password): choose one",
+            )
+        if _INVALID in values.values():
+            return None
+        return PrometheusConfig(**values)
+
+    def read_secret(self, file_name: str, path: str) -> Any:
+        try:
+            secret = Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError):
+            self.error(path, "must be a readable UTF-8 text file")
+            return _INVALID
+        if not secret:
+            self.error(path, f"the file {file_name!r} is empty")
+            return _INVALID
+        return secret
+
+    def groups(self, raw: Any, bridge_address: Any) -> tuple[GroupConfig, ...] | None:
+        if raw is _ABSENT:
+            self.error("groups", "is required: a mapping of group name to group settings")
+            return None
+        if not isinstance(raw, dict) or not raw:
+            self.bad("groups", raw, "a non-empty mapping of group name to group settings")
+            return None
+        out: list[GroupConfig | None] = []
+        for name, body in raw.items():
+            path = _join("groups", name)
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                self.error(path, f"the group name must be {_NAME_KIND.describe()}")
+                out.append(None)
+                continue
+            out.append(self.group(name, body, path, bridge_address))
+        if any(group is None for group in out):
+            return None
+        return tuple(g for g in out if g is not None)
+
+    def group(self, name: str, raw: Any, path: str, bridge_address: Any) -> GroupConfig | None:
+        section = self.mapping(raw, path, GROUP_KEYS)
+        if section is None:
+            return None
+        provider = self.provider(section.get("provider", _ABSENT), _join(path, "provider"))
+        low = self.get(section, "min", path, _COUNT)
+        high = self.get(section, "max", path, _COUNT)
+        values: dict[str, Any] = {
+            "replica_capacity": self.get(section, "replica_capacity", path, _POSITIVE),
+            "policies": self.policies(section.get("policies", _ABSENT), _join(path, "policies")),
+            "warmup_seconds": self.get(
+                section,
+                "warmup_seconds",
+                path,
+                _NON_NEGATIVE,
+                _default(GroupConfig, "warmup_seconds"),
+            ),
+            "dry_run": self.get(section, "dry_run", path, _Bool(), False),
+            "stale_after_seconds": self.get(
+                section,
+                "stale_after_seconds",
+                path,
+                _POSITIVE,
+                _default(GroupConfig, "stale_after_seconds"),
+            ),
+            "fallback_replicas": self.get(
+                section, "fallback_replicas", path, _COUNT, None, nullable=True
+            ),
+            "scale_in_order": self.get(
+                section,
+                "scale_in_order",
+                path,
+                _Choice(SCALE_IN_ORDERS),
+                _default(GroupConfig, "scale_in_order"),
+            ),
+            "max_replacements_per_cycle": self.get(
+                section,
+                "max_replacements_per_cycle",
+                path,
+                _COUNT,
+                _default(GroupConfig, "max_replacements_per_cycle"),
+            ),
+            "via_bridge": self.get(section, "via_bridge", path, _Bool(), False),
+        }
+        for direction in ("scale_up", "scale_down"):
+            values[direction] = self.behavior(
+                section.get(direction, _ABSENT),
+                _join(path, direction),
+                _default(GroupConfig, direction),
+            )
+        if _INVALID not in (low, high) and low > high:
+            self.error(_join(path, "min"), f"must be <= max ({high}) (got {low})")
+        fallback = values["fallback_replicas"]
+        if fallback not in (None, _INVALID) and _INVALID not in (low, high):
+            if not low <= fallback <= high:
+                self.error(
+                    _join(path, "fallback_replicas"),
+                    f"must be between min and max ({low}..{high}) (got {fallback})",
+                )
+        if values["via_bridge"] is True and bridge_address is None:
+            self.error(
+                _join(path, "via_bridge"),
+                "needs the top-level bridge_address (host:port of `autoscaler bridge`)",
+            )
+        if provider is None or _INVALID in (low, high, *values.values()):
+            return None
+        return GroupConfig(name=name, provider=provider, min=low, max=high, **values)
+
+    def provider(self, raw: Any, path: str) -> ProviderConfig | None:
+        types = registry.provider_types()
+        example = f"a mapping with a type ({', '.join(types)}) and its options"
+        if raw is _ABSENT:
+            self.error(path, f"is required: {example}")
+            return None
+        if not isinstance(raw, dict):
+            self.bad(path, raw, example)
+            return None
+        kind = self.get(raw, "type", path, _Choice(tuple(types)))
+        if kind is _INVALID:
+            return None
+        options = {k: v for k, v in raw.items() if k != "type"}
+        problems = registry.check_provider_options(kind, options, path)
+        self.errors.extend(problems)
+        return None if problems else ProviderConfig(type=kind, options=options)
+
+    def behavior(self, raw: Any, path: str, defaults: ScalingBehavior) -> Any:
+        """A scale_up/scale_down block; keys left out keep the group's default for it."""
+        if raw is _ABSENT:
+            return defaults
+        section = self.mapping(raw, path, BEHAVIOR_KEYS)
+        if section is None:
+            return _INVALID
+        values = {
+            "cooldown_seconds": self.get(
+                section, "cooldown_seconds", path, _NON_NEGATIVE, defaults.cooldown_seconds
+            ),
+            "stabilization_seconds": self.get(
+                section,
+                "stabilization_seconds",
+                path,
+                _NON_NEGATIVE,
+                defaults.stabilization_seconds,
+            ),
+            "max_step_replicas": self.get(
+                section,
+                "max_step_replicas",
+                path,
+                _Number(minimum=1, integer=True),
+                defaults.max_step_replicas,
+                nullable=True,
+            ),
+            "max_step_percent": self.get(
+                section,
+                "max_step_percent",
+                path,
+                _POSITIVE,
+                defaults.max_step_percent,
+                nullable=True,
+            ),
+        }
+        if _INVALID in values.values():
+            return _INVALID
+        return ScalingBehavior(**values)
+
+    def policies(self, raw: Any, path: str) -> Any:
+        allowed = "a non-empty list of policies ({type: headroom, ...} or {type: target, ...})"
+        if raw is _ABSENT:
+            self.error(path, f"is required: {allowed}")
+            return _INVALID
+        if not isinstance(raw, list) or not raw:
+            self.bad(path, raw, allowed)
+            return _INVALID
+        parsed = [self.policy(item, f"{path}[{index}]") for index, item in enumerate(raw)]
+        # Default name: the type, or type-N (1-based among that type) when repeated.
+        per_type: dict[str, int] = {}
+        for entry in parsed:
+            if entry is not None:
+                per_type[entry[0]] = per_type.get(entry[0], 0) + 1
+        ordinal: dict[str, int] = {}
+        first_index: dict[str, int] = {}
+        policies: list[PolicyConfig] = []
+        valid = True
+        for index, entry in enumerate(parsed):
+            if entry is None:
+                valid = False
+                continue
+            kind, name, values = entry
+            ordinal[kind] = ordinal.get(kind, 0) + 1
+            if name is None:
+                name = kind if per_type[kind] == 1 else f"{kind}-{ordinal[kind]}"
+            if name is _INVALID:
+                valid = False
+                continue
+            if name in first_index:
+                self.error(
+                    f"{path}[{index}].name",
+                    f"policy name {name!r} is already used by {path}[{first_index[name]}]; "
+                    "names must be unique within a group (set a distinct `name`)",
+                )
+                valid = False
+                continue
+            first_index[name] = index
+            if _INVALID in values.values():
+                valid = False
+                continue
+            cls = HeadroomPolicyConfig if kind == "headroom" else TargetPolicyConfig
+            policies.append(cls(name=name, **values))
+        return tuple(policies) if valid else _INVALID
+
+    def policy(self, raw: Any, path: str) -> tuple[str, Any, dict[str, Any]] | None:
+        """(type, explicit name or None, values) with bad values as _INVALID (reported),
+        or None when the entry has no usable type."""
+        if not isinstance(raw, dict):
+            self.bad(path, raw, "a mapping with a type (headroom or target)")
+            return None
+        kind = self.get(raw, "type", path, _Choice(POLICY_TYPES))
+        if kind is _INVALID:
+            return None
+        self.mapping(raw, path, POLICY_KEYS[kind])
+        name = self.get(raw, "name", path, _NAME_KIND, None, nullable=True)
+        values: dict[str, Any]
+        if kind == "headroom":
+            values = {"min_available": self.get(raw, "min_available", path, _NON_NEGATIVE)}
+        else:
+            tolerance = self.get(
+                raw, "tolerance", path, _TOLERANCE, _default(TargetPolicyConfig, "tolerance_up")
+            )
+            values = {
+                "query": self.get(raw, "query", path, _Text(what="a non-empty PromQL query")),
+                "target": self.get(raw, "target", path, _POSITIVE),
+                "tolerance_up": self.get(raw, "tolerance_up", path, _TOLERANCE, tolerance),
+                "tolerance_down": self.get(raw, "tolerance_down", path, _TOLERANCE, tolerance),
+            }
+        return kind, name, values
