@@ -53,22 +53,30 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that subcommand's module is imported.
+
+    Importing lazily keeps `check` and `run` from loading matplotlib or openstacksdk
+    they do not need; `build_parser()` with no argument loads everything (for tests).
+    """
     parser = argparse.ArgumentParser(
         prog="autoscaler",
         description="Keeps groups of replicas at the right size from Prometheus data.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, add, run, help_text) in COMMANDS.items():
-        mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=help_text)
-        getattr(mod, add)(p)
-        p.set_defaults(_run=getattr(mod, run))
+        if only is None or name == only:
+            mod = importlib.import_module(module)
+            getattr(mod, add)(p)
+            p.set_defaults(_run=getattr(mod, run))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(only=command).parse_args(argv)
     return int(args._run(args) or 0)
 
 

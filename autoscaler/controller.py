@@ -288,7 +288,9 @@ class Controller:
         """Prometheus http_sd documents: replicas scraped directly, and those via the bridge."""
         sd: dict[str, list[dict[str, Any]]] = {"direct": [], "bridge": []}
         for name, rt in self.groups.items():
-            for r in rt.replicas or []:
+            # Oldest first: a "first available" load balancer then packs work onto old
+            # replicas and leaves the newest idle, which are the cheapest to remove.
+            for r in sorted(rt.replicas or [], key=lambda r: (r.created_at, r.id)):
                 if not r.address or r.state is ReplicaState.DELETING:
                     continue
                 labels = {"group": name, "replica": r.id}

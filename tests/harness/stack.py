@@ -45,7 +45,7 @@ def local_group(run_dir: Path, **overrides: Any) -> dict[str, Any]:
 class Stack:
     def __init__(
         self,
-        groups: dict[str, dict[str, Any]] | None = None,
+        groups: dict[str, dict[str, Any]] | Callable[[Path], dict[str, Any]] | None = None,
         *,
         interval: float = 1.0,
         extra: dict[str, Any] | None = None,
@@ -65,7 +65,10 @@ class Stack:
             "interval_seconds": interval,
             "listen": f"127.0.0.1:{self.port}",
             "log_level": "info",
-            "groups": groups or {"web": local_group(self.run_dir)},
+            # A callable gets the run directory, for local groups built by the test.
+            "groups": groups(self.run_dir)
+            if callable(groups)
+            else groups or {"web": local_group(self.run_dir)},
         }
         if bridge:
             config["bridge_address"] = bridge
