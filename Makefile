@@ -8,13 +8,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := prometheus prometheus-alertmanager
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-debs demo test test-fast lint bench clean
+.PHONY: help setup setup-debs demo test lint bench dashboards clean
 
 help:
 	@echo "make demo   - real Prometheus + autoscaler + local replicas + load, live line per cycle"
 	@echo "make test   - install everything and run lint, rule tests and the whole test suite"
 	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff, and the Grafana dashboards match their generator"
+	@echo "make dashboards - regenerate grafana/dashboards/*.json from grafana/build_dashboards.py"
 
 setup-debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -45,6 +46,10 @@ demo: setup-debs $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check autoscaler tests bench grafana
 	$(BIN)/ruff format --check autoscaler tests bench grafana
+	$(BIN)/python grafana/build_dashboards.py --check
+
+dashboards: $(VENV)/.dev
+	$(BIN)/python grafana/build_dashboards.py
 
 test: setup lint
 	promtool check rules rules/*.yml

@@ -81,6 +81,13 @@ class Controller:
                     band = metrics.policy_band
                     band.labels(g.name, p.name, "lower").set(p.target * (1 - p.tolerance_down))
                     band.labels(g.name, p.name, "upper").set(p.target * (1 + p.tolerance_up))
+        # Counters exist at 0 from the start, so increase() sees the first failure and the
+        # failure panels and alerts have a series to read while all is well.
+        metrics.failures.labels("query", "prometheus")
+        metrics.failures.labels("cycle", "autoscaler")
+        for g in config.groups:
+            for op in ("list", "create", "delete"):
+                metrics.failures.labels(op, f"provider:{g.name}")
 
     # --- failure bookkeeping -------------------------------------------------------
     def _prometheus_failed(self, query: str, error: str) -> None:
