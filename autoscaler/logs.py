@@ -46,6 +46,8 @@ def setup(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # urllib3 warns on every retry, every cycle; our FailureLog already says it once.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 class FailureLog:
