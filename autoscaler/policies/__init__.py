@@ -1,0 +1,18 @@
+"""Policies: pure functions from an observation to a proposed replica count."""
+
+from __future__ import annotations
+
+from autoscaler.config import GroupConfig, PolicyConfig
+from autoscaler.model import Observation, Proposal
+from autoscaler.policies import headroom, target
+
+__all__ = ["propose", "headroom", "target"]
+
+
+def propose(policy: PolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
+    """The recommendation of one policy, dispatched on its `type`."""
+    if policy.type == "headroom":
+        return headroom.propose(policy, obs, group)  # type: ignore[arg-type]
+    if policy.type == "target":
+        return target.propose(policy, obs, group)  # type: ignore[arg-type]
+    raise ValueError(f"unknown policy type {policy.type!r} for policy {policy.name!r}")

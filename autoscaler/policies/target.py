@@ -1,0 +1,39 @@
+"""Target tracking (ScaleIt, Kubernetes HPA): desired = ceil(current * value / target).
+
+Inside the band [target * (1 - tolerance_down), target * (1 + tolerance_up)] the count holds.
+"""
+
+from __future__ import annotations
+
+from autoscaler.config import GroupConfig, TargetPolicyConfig
+from autoscaler.model import Observation, Proposal, usable
+from autoscaler.policies.headroom import ceil_tolerant, healthy_replicas
+
+
+def propose(policy: TargetPolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
+    name = policy.name
+    if not obs.prometheus_ok:
+        return Proposal(name, None, "prometheus query failed", "no_data")
+    value = obs.signals.get(name)
+    if value is None or not usable(value):
+        return Proposal(name, None, f"{name}: no usable value ({value})", "no_data")
+    if not policy.target > 0:
+        return Proposal(name, None, f"target {policy.target} is not positive", "no_data")
+    current = len(healthy_replicas(obs))
+    if current == 0:
+        # value/target scales the current count: with nothing running it says nothing.
+        return Proposal(name, None, f"{name} {value:g} with 0 replicas: no ratio", "no_data")
+
+    ratio = value / policy.target
+    band = f"{name} {value:g} / target {policy.target:g} = {ratio:.3g}"
+    if ratio > 1 + policy.tolerance_up:
+        desired = ceil_tolerant(current * ratio)
+        return Proposal(
+            name, desired, f"{band} > 1+{policy.tolerance_up:g} -> {desired}", "target_above"
+        )
+    if ratio < 1 - policy.tolerance_down:
+        desired = ceil_tolerant(current * ratio)
+        return Proposal(
+            name, desired, f"{band} < 1-{policy.tolerance_down:g} -> {desired}", "target_below"
+        )
+    return Proposal(name, current, f"{band} within tolerance -> {current}", "in_band")

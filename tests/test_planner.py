@@ -1,0 +1,453 @@
+"""Examples for every planner step: combine, clamp, stabilize, partial, cooldown, step, victims."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaler.config import (
+    GroupConfig,
+    HeadroomPolicyConfig,
+    ProviderConfig,
+    ScalingBehavior,
+    TargetPolicyConfig,
+)
+from autoscaler.model import (
+    Observation,
+    PlannerState,
+    Replica,
+    ReplicaMetrics,
+    ReplicaState,
+)
+from autoscaler.planner import initial_state, plan, step_limit
+
+NOW = 10_000.0
+OLD = NOW - 3600
+FREE = ScalingBehavior()  # no cooldown, no window, no step limit
+CPU = TargetPolicyConfig(name="cpu", query="q", target=100.0)
+MEM = TargetPolicyConfig(name="mem", query="q", target=100.0)
+HEAD = HeadroomPolicyConfig(name="free", min_available=8.0)
+
+
+def group(**kw) -> GroupConfig:
+    base = dict(
+        name="g",
+        provider=ProviderConfig("local"),
+        min=0,
+        max=100,
+        replica_capacity=4.0,
+        policies=(CPU,),
+        scale_up=FREE,
+        scale_down=FREE,
+        warmup_seconds=60.0,
+    )
+    base.update(kw)
+    return GroupConfig(**base)
+
+
+def rep(rid: str, state: ReplicaState = ReplicaState.ACTIVE, created_at: float = OLD) -> Replica:
+    return Replica(id=rid, group="g", state=state, created_at=created_at)
+
+
+def reps(n: int, prefix: str = "r") -> list[Replica]:
+    return [rep(f"{prefix}{i}", created_at=OLD + i) for i in range(n)]
+
+
+def obs(
+    replicas: list[Replica],
+    metrics: dict[str, ReplicaMetrics] | None = None,
+    signals: dict[str, float | None] | None = None,
+    prometheus_ok: bool = True,
+    at: float = NOW,
+) -> Observation:
+    return Observation(
+        group="g",
+        at=at,
+        replicas=tuple(replicas),
+        metrics=metrics or {},
+        signals=signals or {},
+        prometheus_ok=prometheus_ok,
+    )
+
+
+def run(g: GroupConfig, o: Observation, state: PlannerState | None = None):
+    return plan(g, o, state or PlannerState(), o.at)
+
+
+def check_consistent(d, g: GroupConfig) -> None:
+    assert g.min <= d.desired <= g.max
+    assert d.create == max(0, d.desired - d.current)
+    assert d.direction == (
+        "up" if d.desired > d.current else "down" if d.desired < d.current else "hold"
+    )
+
+
+# ---------------------------------------------------------------- combine
+
+
+def test_headroom_short_scales_up_with_reason_and_numbers() -> None:
+    g = group(policies=(HEAD,))
+    o = obs(reps(3), {"r0": ReplicaMetrics(0), "r1": ReplicaMetrics(1), "r2": ReplicaMetrics(1)})
+    d, state = run(g, o)
+    check_consistent(d, g)
+    assert (d.current, d.desired, d.create, d.delete) == (3, 5, 2, ())
+    assert (d.direction, d.code) == ("up", "headroom_short")
+    assert "free 2 < min_available 8" in d.reason and "3 -> 5" in d.reason
+    assert any("policy free" in line for line in d.details)
+    assert state.last_scale_up == NOW and state.last_scale_down is None
+
+
+def test_highest_proposal_wins() -> None:
+    g = group(policies=(CPU, MEM))
+    d, _ = run(g, obs(reps(4), signals={"cpu": 50.0, "mem": 200.0}))
+    assert (d.desired, d.code) == (8, "target_above")
+    assert [p.desired for p in d.proposals] == [2, 8]
+
+
+def test_policy_without_data_makes_it_partial_no_scale_down() -> None:
+    g = group(policies=(CPU, MEM))
+    d, _ = run(g, obs(reps(4), signals={"cpu": 50.0, "mem": float("nan")}))
+    assert (d.desired, d.direction, d.code) == (4, "hold", "partial")
+    assert d.delete == ()
+
+
+def test_policy_without_data_still_allows_scale_up() -> None:
+    g = group(policies=(CPU, MEM))
+    d, _ = run(g, obs(reps(4), signals={"cpu": 150.0}))
+    assert (d.desired, d.direction) == (6, "up")
+
+
+def test_no_data_holds() -> None:
+    g = group(min=1)
+    d, _ = run(g, obs(reps(4), signals={"cpu": None}))
+    assert (d.desired, d.direction, d.code) == (4, "hold", "no_data")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -5.0, None])
+def test_bad_signal_is_never_read_as_zero(bad: float | None) -> None:
+    # zero would mean ceil(4 * 0) = 0 -> scale to min; it must hold instead
+    g = group(min=1)
+    d, _ = run(g, obs(reps(4), signals={"cpu": bad}))
+    assert d.desired == 4 and d.delete == ()
+
+
+def test_prometheus_down_holds() -> None:
+    g = group(policies=(HEAD, CPU), min=1)
+    o = obs(reps(5), {f"r{i}": ReplicaMetrics(4) for i in range(5)}, {"cpu": 1.0}, False)
+    d, _ = run(g, o)
+    assert (d.desired, d.code, d.delete) == (5, "no_data", ())
+
+
+def test_fallback_when_no_policy_has_data() -> None:
+    g = group(fallback_replicas=2)
+    d, _ = run(g, obs(reps(5), prometheus_ok=False))
+    # the user's explicit choice applies in both directions
+    assert (d.desired, d.code, d.direction) == (2, "fallback", "down")
+    assert len(d.delete) == 3
+    d2, _ = run(g, obs(reps(1), prometheus_ok=False))
+    assert (d2.desired, d2.create) == (2, 1)
+
+
+def test_fallback_is_clamped() -> None:
+    d, _ = run(group(fallback_replicas=50, max=10), obs(reps(3)))
+    assert (d.desired, d.code) == (10, "max")
+
+
+def test_fallback_not_used_when_some_policy_has_data() -> None:
+    g = group(policies=(CPU, MEM), fallback_replicas=1)
+    d, _ = run(g, obs(reps(4), signals={"cpu": 100.0}))
+    assert d.desired == 4
+
+
+# ---------------------------------------------------------------- clamp
+
+
+def test_clamp_to_max_and_min_with_codes() -> None:
+    d, _ = run(group(max=5), obs(reps(4), signals={"cpu": 1000.0}))
+    assert (d.desired, d.code) == (5, "max")
+    d2, _ = run(group(min=3), obs(reps(4), signals={"cpu": 1.0}))
+    assert (d2.desired, d2.code) == (3, "min")
+
+
+def test_min_max_are_hard_limits_despite_step_and_cooldown() -> None:
+    slow = ScalingBehavior(cooldown_seconds=1000, max_step_replicas=1)
+    state = PlannerState(last_scale_up=NOW - 1, last_scale_down=NOW - 1)
+    g = group(min=2, max=5, scale_up=slow, scale_down=slow)
+    d, _ = run(g, obs(reps(9), signals={"cpu": 100.0}), state)
+    assert (d.desired, d.code, len(d.delete)) == (5, "max", 4)
+    d2, _ = run(g, obs([], signals={"cpu": 100.0}), state)
+    assert (d2.desired, d2.create, d2.code) == (2, 2, "min")
+
+
+def test_above_max_goes_down_even_with_partial_data() -> None:
+    g = group(max=3, policies=(HEAD,))
+    d, _ = run(g, obs(reps(5)))  # no capacity data at all
+    assert d.desired == 3
+
+
+# ---------------------------------------------------------------- stabilization
+
+
+def test_scale_down_dip_must_persist_for_the_whole_window() -> None:
+    g = group(scale_down=ScalingBehavior(stabilization_seconds=300))
+    replicas = reps(4)
+    state = PlannerState()
+    timeline = [  # (t, cpu, expected desired)
+        (0, 100.0, 4),
+        (100, 50.0, 4),  # dip starts: held
+        (200, 50.0, 4),
+        (250, 100.0, 4),  # dip interrupted
+        (300, 50.0, 4),
+        (549, 50.0, 4),  # 250 still in the window
+        (551, 50.0, 2),  # a whole window of "2" since 250
+    ]
+    for t, cpu, expected in timeline:
+        d, state = plan(g, obs(replicas, signals={"cpu": cpu}, at=NOW + t), state, NOW + t)
+        assert d.desired == expected, (t, d.reason)
+        if expected == 4 and cpu == 50.0:
+            assert d.code == "stabilizing"
+    assert all(NOW + 551 - 300 < ts for ts, _ in state.recommendations)
+
+
+def test_scale_up_window_takes_the_lowest_recent_recommendation() -> None:
+    g = group(scale_up=ScalingBehavior(stabilization_seconds=60))
+    replicas = reps(4)
+    state = PlannerState()
+    d, state = plan(g, obs(replicas, signals={"cpu": 100.0}), state, NOW)
+    assert d.desired == 4
+    d, state = plan(g, obs(replicas, signals={"cpu": 200.0}, at=NOW + 30), state, NOW + 30)
+    assert (d.desired, d.code) == (4, "stabilizing")
+    d, state = plan(g, obs(replicas, signals={"cpu": 150.0}, at=NOW + 61), state, NOW + 61)
+    assert d.desired == 6  # min(8 at +30, 6 at +61)
+    d, state = plan(g, obs(replicas, signals={"cpu": 200.0}, at=NOW + 100), state, NOW + 100)
+    assert d.desired == 6  # 6 at +61 still in the window
+
+
+def test_no_window_means_immediate() -> None:
+    d, state = run(group(), obs(reps(4), signals={"cpu": 50.0}))
+    assert d.desired == 2
+    assert state.recommendations == ((NOW, 2),)
+
+
+def test_recommendations_from_the_future_are_dropped() -> None:
+    g = group(scale_down=ScalingBehavior(stabilization_seconds=300))
+    state = PlannerState(recommendations=((NOW + 50, 10),))
+    d, new = run(g, obs(reps(4), signals={"cpu": 50.0}), state)
+    assert d.desired == 2 and new.recommendations == ((NOW, 2),)
+
+
+# ---------------------------------------------------------------- partial data
+
+
+def test_missing_capacity_blocks_scale_down_of_a_target_policy() -> None:
+    metrics = {"r0": ReplicaMetrics(2), "r1": ReplicaMetrics(2), "r2": ReplicaMetrics(2)}
+    d, _ = run(group(), obs(reps(4), metrics, {"cpu": 50.0}))  # r3 has no sample
+    assert (d.desired, d.code, d.delete) == (4, "partial", ())
+    assert any("r3" in line for line in d.details)
+
+
+def test_nan_capacity_blocks_scale_down() -> None:
+    metrics = {f"r{i}": ReplicaMetrics(float("nan")) for i in range(4)}
+    d, _ = run(group(), obs(reps(4), metrics, {"cpu": 50.0}))
+    assert d.desired == 4
+
+
+def test_missing_capacity_of_warming_replica_is_fine() -> None:
+    replicas = reps(3) + [rep("young", created_at=NOW - 5)]
+    metrics = {f"r{i}": ReplicaMetrics(2) for i in range(3)}
+    d, _ = run(group(), obs(replicas, metrics, {"cpu": 50.0}))
+    assert d.desired == 2
+
+
+def test_target_only_group_without_capacity_gauge_can_scale_down() -> None:
+    d, _ = run(group(), obs(reps(4), signals={"cpu": 50.0}))
+    assert d.desired == 2
+
+
+def test_headroom_partial_surplus_does_not_scale_down() -> None:
+    g = group(policies=(HeadroomPolicyConfig("free", 0.0),))
+    metrics = {"r0": ReplicaMetrics(4), "r1": ReplicaMetrics(4), "r2": ReplicaMetrics(-1)}
+    d, _ = run(g, obs(reps(3), metrics))
+    assert (d.desired, d.delete) == (3, ())
+
+
+# ---------------------------------------------------------------- cooldowns
+
+
+def test_scale_up_cooldown_counts_from_last_scale_up() -> None:
+    g = group(scale_up=ScalingBehavior(cooldown_seconds=120))
+    o = obs(reps(4), signals={"cpu": 200.0})
+    d, _ = run(g, o, PlannerState(last_scale_up=NOW - 100))
+    assert (d.desired, d.code) == (4, "cooldown")
+    assert d.cooldown_remaining["up"] == pytest.approx(20)
+    d2, _ = run(g, o, PlannerState(last_scale_up=NOW - 120))
+    assert d2.desired == 8 and d2.cooldown_remaining["up"] == 0
+    # a recent scale-down does not block a scale-up
+    d3, _ = run(g, o, PlannerState(last_scale_down=NOW - 1))
+    assert d3.desired == 8
+
+
+def test_scale_down_cooldown_counts_from_either_direction() -> None:
+    g = group(scale_down=ScalingBehavior(cooldown_seconds=300))
+    o = obs(reps(4), signals={"cpu": 50.0})
+    for state in (PlannerState(last_scale_up=NOW - 10), PlannerState(last_scale_down=NOW - 10)):
+        d, _ = run(g, o, state)
+        assert (d.desired, d.code, d.delete) == (4, "cooldown", ())
+        assert d.cooldown_remaining["down"] == pytest.approx(290)
+    d, _ = run(g, o, PlannerState(last_scale_up=NOW - 400, last_scale_down=NOW - 301))
+    assert d.desired == 2
+
+
+def test_scale_up_sets_state_and_then_cools_down() -> None:
+    g = group(scale_up=ScalingBehavior(cooldown_seconds=60))
+    d, state = run(g, obs(reps(2), signals={"cpu": 200.0}))
+    assert d.desired == 4 and state.last_scale_up == NOW
+    o2 = obs(reps(4), signals={"cpu": 200.0}, at=NOW + 10)
+    d2, state2 = plan(g, o2, state, NOW + 10)
+    assert (d2.desired, d2.code) == (4, "cooldown")
+    assert state2.last_scale_up == NOW
+
+
+def test_initial_state_remembers_the_newest_replica() -> None:
+    replicas = [rep("a", created_at=NOW - 500), rep("b", created_at=NOW - 20)]
+    state = initial_state(replicas)
+    assert state == PlannerState(last_scale_up=NOW - 20)
+    assert initial_state([]) == PlannerState()
+    g = group(scale_up=ScalingBehavior(cooldown_seconds=60))
+    d, _ = run(g, obs(replicas, signals={"cpu": 300.0}), state)
+    assert (d.desired, d.code) == (2, "cooldown")
+
+
+# ---------------------------------------------------------------- step limits
+
+
+def test_step_limit_values() -> None:
+    assert step_limit(ScalingBehavior(), 10) is None
+    assert step_limit(ScalingBehavior(max_step_replicas=4, max_step_percent=100), 2) == 4
+    assert step_limit(ScalingBehavior(max_step_replicas=4, max_step_percent=100), 10) == 10
+    assert step_limit(ScalingBehavior(max_step_percent=10), 0) == 1
+    assert step_limit(ScalingBehavior(max_step_percent=10), 15) == 2
+    assert step_limit(ScalingBehavior(max_step_replicas=0), 5) == 1
+
+
+def test_step_limit_applies_per_direction() -> None:
+    g = group(
+        scale_up=ScalingBehavior(max_step_replicas=2),
+        scale_down=ScalingBehavior(max_step_replicas=1),
+    )
+    d, _ = run(g, obs(reps(4), signals={"cpu": 1000.0}))
+    assert (d.desired, d.code, d.create) == (6, "step_limit", 2)
+    assert "step limit 2" in d.reason
+    d2, _ = run(g, obs(reps(4), signals={"cpu": 10.0}))
+    assert (d2.desired, d2.code, len(d2.delete)) == (3, "step_limit", 1)
+
+
+# ---------------------------------------------------------------- victims
+
+
+def test_terminating_replicas_are_always_deleted_and_not_counted() -> None:
+    replicas = reps(3)
+    metrics = {"r1": ReplicaMetrics(termination=1)}
+    d, _ = run(group(), obs(replicas, metrics, {"cpu": 100.0}))
+    assert (d.current, d.desired, d.delete, d.code) == (2, 2, ("r1",), "termination")
+    # even while scaling up, and they are replaced by the count
+    d2, _ = run(group(), obs(replicas, metrics, {"cpu": 200.0}))
+    assert d2.delete == ("r1",) and d2.create == 2
+
+
+def test_terminating_replicas_are_deleted_even_in_cooldown_and_partial() -> None:
+    g = group(scale_down=ScalingBehavior(cooldown_seconds=600), policies=(CPU, MEM))
+    metrics = {"r0": ReplicaMetrics(termination=1)}
+    d, _ = run(g, obs(reps(3), metrics, {"cpu": 10.0}), PlannerState(last_scale_up=NOW))
+    assert d.delete == ("r0",) and d.desired == 2
+
+
+def test_failed_replicas_are_replaced_oldest_first_bounded_per_cycle() -> None:
+    replicas = reps(2) + [
+        rep("f-new", ReplicaState.FAILED, NOW - 10),
+        rep("f-old", ReplicaState.FAILED, NOW - 1000),
+    ]
+    d, _ = run(group(), obs(replicas, signals={"cpu": 100.0}))
+    assert (d.current, d.desired, d.delete, d.code) == (2, 2, ("f-old",), "failed")
+    d2, _ = run(group(max_replacements_per_cycle=5), obs(replicas, signals={"cpu": 100.0}))
+    assert d2.delete == ("f-old", "f-new")
+    d0, _ = run(group(max_replacements_per_cycle=0), obs(replicas, signals={"cpu": 100.0}))
+    assert d0.delete == ()
+
+
+def test_deleting_replicas_are_never_counted_or_deleted() -> None:
+    replicas = reps(2) + [rep("gone", ReplicaState.DELETING)]
+    metrics = {"gone": ReplicaMetrics(capacity=4, termination=1)}
+    d, _ = run(group(), obs(replicas, metrics, {"cpu": 50.0}))
+    assert d.current == 2 and "gone" not in d.delete
+
+
+def test_victim_order_terminating_failed_idle_missing_then_age() -> None:
+    replicas = [
+        rep("busy", created_at=OLD + 1),
+        rep("idle-young", created_at=OLD + 50),
+        rep("idle-old", created_at=OLD + 10),
+        rep("half", created_at=OLD + 2),
+        rep("nodata", created_at=OLD),
+        rep("term", created_at=OLD + 99),
+        rep("fail", ReplicaState.FAILED, OLD + 98),
+    ]
+    metrics = {
+        "busy": ReplicaMetrics(0),
+        "idle-young": ReplicaMetrics(4),
+        "idle-old": ReplicaMetrics(9),  # above replica_capacity: as idle as 4, not more
+        "half": ReplicaMetrics(2),
+        "nodata": ReplicaMetrics(float("inf")),
+        "term": ReplicaMetrics(4, termination=1),
+    }
+    # max 0 forces a full scale-in despite the partial data ("nodata" has no usable sample)
+    d, _ = run(group(max=0), obs(replicas, metrics, {"cpu": 100.0}))
+    assert d.delete == ("term", "fail", "idle-old", "idle-young", "half", "busy", "nodata")
+    d2, _ = run(group(max=0, scale_in_order="newest"), obs(replicas, metrics, {"cpu": 100.0}))
+    assert d2.delete == ("term", "fail", "idle-young", "idle-old", "half", "busy", "nodata")
+    # with max 2, three go: the most idle ones
+    d3, _ = run(group(max=2), obs(replicas, metrics, {"cpu": 100.0}))
+    assert d3.delete == ("term", "fail", "idle-old", "idle-young", "half")
+
+
+def test_victims_tie_break_on_id() -> None:
+    replicas = [rep("b"), rep("a"), rep("c")]
+    metrics = {x: ReplicaMetrics(4) for x in "abc"}
+    d, _ = run(group(), obs(replicas, metrics, {"cpu": 30.0}))  # ceil(3 * 0.3) = 1
+    assert d.delete == ("a", "b")
+
+
+def test_headroom_scale_in_picks_the_idle_replicas() -> None:
+    g = group(policies=(HeadroomPolicyConfig("free", 4.0),))
+    replicas = reps(4)
+    metrics = {
+        "r0": ReplicaMetrics(0),
+        "r1": ReplicaMetrics(4),
+        "r2": ReplicaMetrics(4),
+        "r3": ReplicaMetrics(1),
+    }
+    d, _ = run(g, obs(replicas, metrics))
+    # free 9: one idle replica can go (9 - 4 = 5 >= 4), not two (1 < 4)
+    assert (d.desired, d.delete) == (3, ("r1",))
+
+
+# ---------------------------------------------------------------- misc
+
+
+def test_dry_run_is_copied_and_the_plan_is_made() -> None:
+    d, _ = run(group(dry_run=True), obs(reps(4), signals={"cpu": 200.0}))
+    assert d.dry_run is True and d.create == 4
+
+
+def test_same_inputs_same_output() -> None:
+    g = group(policies=(HEAD, CPU), scale_down=ScalingBehavior(stabilization_seconds=100))
+    metrics = {f"r{i}": ReplicaMetrics(float(i)) for i in range(5)}
+    o = obs(reps(5), metrics, {"cpu": 70.0})
+    state = PlannerState(recommendations=((NOW - 50, 3),), last_scale_up=NOW - 500)
+    assert plan(g, o, state, NOW) == plan(g, o, state, NOW)
+
+
+def test_warmup_replicas_count_for_headroom_in_planner() -> None:
+    g = group(policies=(HEAD,))
+    replicas = reps(1) + [rep("young", created_at=NOW - 30)]
+    d, _ = run(g, obs(replicas, {"r0": ReplicaMetrics(4)}))
+    assert (d.desired, d.direction) == (2, "hold")
