@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "run one cycle and print each group's decision as JSON",
     ),
     "simulate": (
-        "autoscaler.simulate",
+        "autoscaler.simulation",
         "add_arguments",
         "run",
         "replay a demand trace or a Prometheus range query through the planner",

@@ -1,0 +1,152 @@
+"""The rules of the autoscalers our users come from, as configurations of our planner.
+
+Each function returns a `PolicySpec` for the simulator. Where the planner can express a
+rule exactly, the baseline is nothing but a GroupConfig; the one thing it cannot express
+today, "never scale in" (SimpleScaleVM), is the spec's `scale_in=False`, which the
+replay applies after the planner (victims dropped, failed replicas still replaced).
+"""
+
+from __future__ import annotations
+
+from autoscaler.config import (
+    GroupConfig,
+    HeadroomPolicyConfig,
+    ProviderConfig,
+    ScalingBehavior,
+    TargetPolicyConfig,
+)
+from autoscaler.policies.predictive import PredictivePolicyConfig
+from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
+
+SIM_PROVIDER = ProviderConfig(type="simulated")
+UTILIZATION_QUERY = "sum(rate(requests_total[1m])) / (count(up) * per_replica)"  # documentation
+DEMAND_QUERY = "sum(rate(requests_total[1m]))"
+NO_DAMPING = ScalingBehavior()  # no cooldown, no stabilization, no step limit
+
+
+def _group(model: ReplicaModel, policies: tuple, max_replicas: int, **kw: object) -> GroupConfig:
+    return GroupConfig(
+        name="sim",
+        provider=SIM_PROVIDER,
+        min=1,
+        max=max_replicas,
+        replica_capacity=model.per_replica,
+        policies=policies,
+        # A booting replica counts as fully free (headroom) until it reports, as in
+        # SimpleScaleVM, which counts pending servers.
+        warmup_seconds=model.boot_delay,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def simple_scale_vm(
+    model: ReplicaModel,
+    min_available: float | None = None,
+    *,
+    interval: float = 60.0,
+    max_replicas: int = 10_000,
+) -> PolicySpec:
+    """SimpleScaleVM: keep `min_available` free slots (default: one replica's worth).
+
+    Short of it, add ceil(shortfall / capacity) at once; never remove a replica unless it
+    asks for termination (the simulated replicas never do).
+    """
+    free = model.per_replica if min_available is None else min_available
+    headroom = HeadroomPolicyConfig(name="headroom", min_available=free)
+    group = _group(model, (headroom,), max_replicas, scale_up=NO_DAMPING, scale_down=NO_DAMPING)
+    return PolicySpec("simplescalevm", group, interval_seconds=interval, scale_in=False)
+
+
+def scaleit(
+    model: ReplicaModel,
+    target: float = 0.8,
+    *,
+    interval: float = 60.0,
+    max_replicas: int = 10_000,
+) -> PolicySpec:
+    """ScaleIt: ceil(R * cpu / target) when |cpu / target - 1| > 0.1; no damping at all.
+
+    cpu is the mean utilization of the replicas that serve (booting ones report none).
+    """
+    policy = TargetPolicyConfig(name="cpu", query=UTILIZATION_QUERY, target=target)
+    group = _group(model, (policy,), max_replicas, scale_up=NO_DAMPING, scale_down=NO_DAMPING)
+    return PolicySpec("scaleit", group, interval_seconds=interval, signal=Signal.UTILIZATION)
+
+
+def hpa(
+    model: ReplicaModel,
+    target: float = 0.8,
+    *,
+    interval: float = 15.0,
+    max_replicas: int = 10_000,
+) -> PolicySpec:
+    """Kubernetes HPA with its default behaviour.
+
+    Tolerance 0.1, 15 s sync period, scale-up by at most max(+100 %, +4 pods) per period
+    with no stabilization, scale-down by at most 100 % per period after a 300 s
+    stabilization window (the highest recommendation of the last 5 minutes). Pods not yet
+    ready count as 0 % busy, as the HPA assumes on scale-up.
+    """
+    policy = TargetPolicyConfig(name="cpu", query=UTILIZATION_QUERY, target=target)
+    group = _group(
+        model,
+        (policy,),
+        max_replicas,
+        scale_up=ScalingBehavior(max_step_replicas=4, max_step_percent=100),
+        scale_down=ScalingBehavior(stabilization_seconds=300, max_step_percent=100),
+    )
+    return PolicySpec("hpa", group, interval_seconds=interval, signal=Signal.UTILIZATION_HEALTHY)
+
+
+def reactive(
+    model: ReplicaModel,
+    target: float = 0.8,
+    *,
+    interval: float = 60.0,
+    max_replicas: int = 10_000,
+) -> PolicySpec:
+    """Our target tracking with the project's default damping (docs/decisions.md)."""
+    policy = TargetPolicyConfig(name="utilization", query=UTILIZATION_QUERY, target=target)
+    group = _group(model, (policy,), max_replicas)
+    return PolicySpec(
+        "reactive", group, interval_seconds=interval, signal=Signal.UTILIZATION_HEALTHY
+    )
+
+
+def predictive_config(
+    model: ReplicaModel, target: float = 0.8, interval: float = 60.0
+) -> PredictivePolicyConfig:
+    return PredictivePolicyConfig(
+        name="forecast",
+        query=DEMAND_QUERY,
+        demand_per_replica=model.per_replica,
+        target=target,
+        horizon_seconds=model.boot_delay + interval,
+    )
+
+
+def predictive(
+    model: ReplicaModel,
+    target: float = 0.8,
+    *,
+    interval: float = 60.0,
+    max_replicas: int = 10_000,
+) -> PolicySpec:
+    """Our reactive target tracking plus predictive scale-out; the highest wins."""
+    base = reactive(model, target, interval=interval, max_replicas=max_replicas)
+    return PolicySpec(
+        "predictive",
+        base.group,
+        interval_seconds=interval,
+        signal=base.signal,
+        predictive=(predictive_config(model, target, interval),),
+    )
+
+
+BUILTIN = {
+    "simplescalevm": simple_scale_vm,
+    "scaleit": scaleit,
+    "hpa": hpa,
+    "reactive": reactive,
+    "predictive": predictive,
+}
