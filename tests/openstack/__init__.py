@@ -1,0 +1,1 @@
+"""OpenStack provider tests: an HTTP emulator, a real Nova + Keystone harness, a contract suite."""
