@@ -157,10 +157,14 @@ class Controller:
             decision, rt.state = planner.plan(rt.cfg, obs, rt.state or PlannerState(), now)
             rt.decision = decision
             self._export_decision(rt, obs, decision)
-            if decision.dry_run or not (decision.create or decision.delete):
+            if decision.dry_run:
                 continue
             if rt.acting is not None and not rt.acting.done():
                 log.info("group %s: previous action still running; not acting this cycle", name)
+                continue
+            if not (decision.create or decision.delete):
+                rt.acting = self.pool.submit(self._reconcile, rt, obs, frozenset())
+                actions.append(rt.acting)
                 continue
             log.info(
                 "group %s: %s %d -> %d (+%d, -%d): %s",
@@ -188,28 +192,35 @@ class Controller:
         return ok
 
     def _act(self, rt: GroupRuntime, obs: Observation, decision: Decision) -> None:
-        removing = frozenset(decision.delete)
-        reconcile = getattr(rt.provider, "reconcile", None)
-        if callable(reconcile):
-            # Move external addresses off replicas about to go, before they go.
-            terminating = obs.terminating_ids()
-            healthy = frozenset(
-                r.id
-                for r in obs.replicas
-                if r.state is ReplicaState.ACTIVE
-                and r.id not in removing
-                and r.id not in terminating
-                and capacity_sample(obs, r.id) is not None
-            )
-            self._provider_call(rt, "reconcile", lambda: reconcile(healthy, removing))
+        self._reconcile(rt, obs, frozenset(decision.delete))
         if decision.delete:
-            res = self._provider_call(
-                rt, "delete", lambda: rt.provider.delete(list(decision.delete))
-            )
+            ids = list(decision.delete)
+            res = self._provider_call(rt, "delete", lambda: rt.provider.delete(ids))
             self._count_result(rt, "delete", res)
         if decision.create:
             res = self._provider_call(rt, "create", lambda: rt.provider.create(decision.create))
             self._count_result(rt, "create", res)
+
+    def _reconcile(self, rt: GroupRuntime, obs: Observation, removing: frozenset[str]) -> None:
+        """Let the provider move external addresses onto healthy replicas.
+
+        Healthy = active, reporting fresh metrics, not asking for termination and not about
+        to be deleted. Runs before deletes, and every cycle (not only when scaling), so a
+        replica that hangs while the group holds steady loses its address too.
+        """
+        reconcile = getattr(rt.provider, "reconcile", None)
+        if not callable(reconcile) or not obs.prometheus_ok:
+            return  # without metrics every replica would look hung
+        terminating = obs.terminating_ids()
+        healthy = frozenset(
+            r.id
+            for r in obs.replicas
+            if r.state is ReplicaState.ACTIVE
+            and r.id not in removing
+            and r.id not in terminating
+            and capacity_sample(obs, r.id) is not None
+        )
+        self._provider_call(rt, "reconcile", lambda: reconcile(healthy, removing))
 
     # --- what the world sees -------------------------------------------------------
     def _export_decision(self, rt: GroupRuntime, obs: Observation, d: Decision) -> None:

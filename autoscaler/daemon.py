@@ -21,6 +21,7 @@ from autoscaler.exporter import SharedState, serve
 from autoscaler.metrics import Metrics
 from autoscaler.providers.base import Provider, ProviderError
 from autoscaler.providers.registry import build_provider
+from autoscaler.simplescalevm import config_from_env, looks_like_simplescalevm
 
 log = logging.getLogger("autoscaler")
 
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         "-c",
         default=os.environ.get("AUTOSCALER_CONFIG"),
-        help="YAML configuration file (default: $AUTOSCALER_CONFIG)",
+        help="YAML configuration file (default: $AUTOSCALER_CONFIG; without either, "
+        "SimpleScaleVM's environment variables describe one OpenStack group)",
     )
 
 
@@ -43,16 +45,22 @@ def add_once_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace) -> Config | None:
     """The validated configuration, or None after printing every error (exit code 2)."""
-    if not args.config:
-        print(
-            "error: no configuration: pass --config FILE or set AUTOSCALER_CONFIG", file=sys.stderr
-        )
-        return None
+    source = args.config or "SimpleScaleVM environment variables"
     try:
-        return load_config(Path(args.config), os.environ)
+        if args.config:
+            return load_config(Path(args.config), os.environ)
+        if looks_like_simplescalevm(os.environ):
+            # A drop-in for SimpleScaleVM: its variables alone describe one group.
+            return config_from_env(os.environ)
     except ConfigError as e:
-        print(f"error: invalid configuration {args.config}:\n{e}", file=sys.stderr)
+        print(f"error: invalid configuration ({source}):\n{e}", file=sys.stderr)
         return None
+    print(
+        "error: no configuration: pass --config FILE, set AUTOSCALER_CONFIG, "
+        "or set SimpleScaleVM's variables (REPLICA_CAPACITY, OPENSTACK_*, ...)",
+        file=sys.stderr,
+    )
+    return None
 
 
 def _secrets(config: Config) -> list[str | None]:

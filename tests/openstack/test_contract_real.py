@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.openstack.contract import ContractCloud, ProviderContract
-from tests.openstack.real_nova import DEFAULT_QUOTA, RealOpenStack, real_openstack  # noqa: F401
+from tests.openstack.real_nova import DEFAULT_QUOTA, RealOpenStack
 
 
 @pytest.fixture

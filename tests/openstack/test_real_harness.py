@@ -13,7 +13,6 @@ from tests.openstack.real_nova import (
     SKIP_REASON,
     RealOpenStack,
     nova_installed,
-    real_openstack,  # noqa: F401  (session fixture)
     running_openstack,
 )
 
