@@ -167,10 +167,11 @@ def test_list_failure_raises_provider_error_bounded_in_time(emu, make):
 # ----------------------------------------------------------------- server states
 def test_server_stuck_in_build_becomes_failed_and_is_replaced(emu, make):
     emu.stuck_in_build = 1
-    p = make(build_timeout_seconds=1)
+    # Wide enough that a slow create + list on a loaded machine still sees BUILD first.
+    p = make(build_timeout_seconds=4)
     (stuck,) = p.create(1).succeeded
     assert p.list()[0].state is ReplicaState.BUILDING
-    wait_for(lambda: p.list()[0].state is ReplicaState.FAILED, 10, "stuck server failed")
+    wait_for(lambda: p.list()[0].state is ReplicaState.FAILED, 20, "stuck server failed")
     # What the controller does with a failed replica: delete it, create a new one.
     assert p.delete([stuck]).succeeded == [stuck]
     (new,) = p.create(1).succeeded
