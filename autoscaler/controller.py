@@ -288,7 +288,7 @@ class Controller:
                         1 for v in obs.metrics.values() if v.capacity is not None
                     ),
                 },
-                "decision": None if d is None else _decision_json(d),
+                "decision": None if d is None else decision_json(d),
                 "cooldown_remaining": dict(d.cooldown_remaining) if d else {},
                 "errors": {
                     k: v for k, v in self.failures.failing().items() if f" {name} " in f"{k} "
@@ -374,7 +374,7 @@ def _json_number(v: float | None) -> float | str | None:
     return v if math.isfinite(v) else str(v)
 
 
-def _decision_json(d: Decision) -> dict[str, Any]:
+def decision_json(d: Decision) -> dict[str, Any]:
     out = asdict(d)
     out["proposals"] = [asdict(p) for p in d.proposals]
     out["cooldown_remaining"] = dict(d.cooldown_remaining)

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from autoscaler import logs
-from autoscaler.config import Config, ConfigError, load_config
-from autoscaler.controller import Controller
+from autoscaler.config import Config, ConfigError, load_config, redact_url
+from autoscaler.controller import Controller, decision_json
 from autoscaler.exporter import SharedState, serve
 from autoscaler.metrics import Metrics
 from autoscaler.providers.base import Provider, ProviderError
@@ -92,22 +92,37 @@ def _bridge_target(config: Config):  # noqa: ANN202 - optional import
     return lambda replica, group: sd_target(replica, group, config)
 
 
-def run(args: argparse.Namespace) -> int:
+def _prepare(
+    args: argparse.Namespace, *, dry_run: bool = False
+) -> tuple[Config, dict[str, Provider]] | None:
+    """Configuration, logging with secrets registered, and every group's provider."""
     config = load(args)
     if config is None:
-        return 2
+        return None
+    if dry_run:
+        config = dataclasses.replace(
+            config, groups=tuple(dataclasses.replace(g, dry_run=True) for g in config.groups)
+        )
     logs.setup(config.log_level)
     for secret in _secrets(config):
         logs.redactor.add(secret)
     providers = _build(config)
-    if providers is None:
+    return None if providers is None else (config, providers)
+
+
+def run(args: argparse.Namespace) -> int:
+    prepared = _prepare(args)
+    if prepared is None:
         return 2
+    config, providers = prepared
     metrics = Metrics()
     shared = SharedState(config.interval_seconds)
     try:
         _, stop_server = serve(config.listen, metrics, shared)
     except OSError as e:
         print(f"error: cannot listen on {config.listen}: {e}", file=sys.stderr)
+        for p in providers.values():
+            p.close()
         return 2
     controller = Controller(
         config, providers, metrics, shared, bridge_target=_bridge_target(config)
@@ -124,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s",
         len(config.groups),
         ", ".join(g.name for g in config.groups),
-        config.prometheus.url,
+        redact_url(config.prometheus.url),
         config.interval_seconds,
         config.listen,
     )
@@ -138,40 +153,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def once(args: argparse.Namespace) -> int:
-    """One cycle, its decisions printed as JSON lines: handy to try a configuration."""
-    config = load(args)
-    if config is None:
+    """One cycle, each group's decision printed as a JSON line: handy to try a configuration."""
+    prepared = _prepare(args, dry_run=args.dry_run)
+    if prepared is None:
         return 2
-    if args.dry_run:
-        config = dataclasses.replace(
-            config, groups=tuple(dataclasses.replace(g, dry_run=True) for g in config.groups)
-        )
-    logs.setup(config.log_level)
-    for secret in _secrets(config):
-        logs.redactor.add(secret)
-    providers = _build(config)
-    if providers is None:
-        return 2
-    controller = Controller(config, providers, Metrics(), SharedState(config.interval_seconds))
+    config, providers = prepared
+    controller = Controller(
+        config,
+        providers,
+        Metrics(),
+        SharedState(config.interval_seconds),
+        bridge_target=_bridge_target(config),
+    )
     try:
         ok = controller.cycle()
     finally:
         controller.close()
     for name, rt in controller.groups.items():
         d = rt.decision
-        line = {
-            "group": name,
-            "decision": None
-            if d is None
-            else {
-                "current": d.current,
-                "desired": d.desired,
-                "create": d.create,
-                "delete": list(d.delete),
-                "direction": d.direction,
-                "reason": d.reason,
-                "dry_run": d.dry_run,
-            },
-        }
-        print(json.dumps(line))
+        print(json.dumps({"group": name, "decision": None if d is None else decision_json(d)}))
     return 0 if ok else 1

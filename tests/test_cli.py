@@ -61,3 +61,28 @@ def test_simplescalevm_variables_alone_are_a_configuration() -> None:
     r = _run("once", env={"REPLICA_CAPACITY": "2", "REPLICA_MIN_AVAILABLE_RESOURCES": "many"})
     assert r.returncode == 2
     assert "REPLICA_MIN_AVAILABLE_RESOURCES" in r.stderr and "'many'" in r.stderr
+
+
+def test_once_dry_run_prints_the_decision_and_touches_nothing(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    from tests.harness.prometheus import PrometheusServer
+    from tests.harness.stack import local_group
+
+    with PrometheusServer(autoscaler="127.0.0.1:1") as prom:
+        run_dir = tmp_path / "run"
+        config = {
+            "prometheus": {"url": prom.url, "timeout_seconds": 2},
+            "groups": {"web": local_group(run_dir, min=2)},
+        }
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(config))
+        r = _run("once", "--dry-run", "--config", str(path))
+    assert r.returncode == 0, r.stderr
+    (line,) = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    d = line["decision"]
+    assert line["group"] == "web" and d["dry_run"] is True
+    assert (d["current"], d["desired"], d["create"]) == (0, 2, 2)
+    assert not list(run_dir.rglob("*.json")), "dry run created a replica"
