@@ -1,9 +1,8 @@
 """The rules of the autoscalers our users come from, as configurations of our planner.
 
-Each function returns a `PolicySpec` for the simulator. Where the planner can express a
-rule exactly, the baseline is nothing but a GroupConfig; the one thing it cannot express
-today, "never scale in" (SimpleScaleVM), is the spec's `scale_in=False`, which the
-replay applies after the planner (victims dropped, failed replicas still replaced).
+Each function returns a `PolicySpec` for the simulator. Every rule is nothing but a
+GroupConfig of our planner, run by the same code as the daemon; SimpleScaleVM's "never
+scale in" is `scale_down: {enabled: false}` (failed replicas are still replaced).
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ from __future__ import annotations
 from autoscaler.config import (
     GroupConfig,
     HeadroomPolicyConfig,
+    PredictivePolicyConfig,
     ProviderConfig,
     ScalingBehavior,
     TargetPolicyConfig,
 )
-from autoscaler.policies.predictive import PredictivePolicyConfig
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
 
 SIM_PROVIDER = ProviderConfig(type="simulated")
@@ -53,8 +52,9 @@ def simple_scale_vm(
     """
     free = model.per_replica if min_available is None else min_available
     headroom = HeadroomPolicyConfig(name="headroom", min_available=free)
-    group = _group(model, (headroom,), max_replicas, scale_up=NO_DAMPING, scale_down=NO_DAMPING)
-    return PolicySpec("simplescalevm", group, interval_seconds=interval, scale_in=False)
+    never_in = ScalingBehavior(enabled=False)
+    group = _group(model, (headroom,), max_replicas, scale_up=NO_DAMPING, scale_down=never_in)
+    return PolicySpec("simplescalevm", group, interval_seconds=interval)
 
 
 def scaleit(

@@ -57,7 +57,29 @@ class TargetPolicyConfig:
     type: str = "target"
 
 
-PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig
+@dataclass(frozen=True)
+class PredictivePolicyConfig:
+    """Scale out ahead of the demand forecast `horizon_seconds` ahead.
+
+    `query` returns the group's demand (e.g. requests/s), not a utilization, one series
+    per group identified by its `group` label. The daemon reads its history with one
+    range query per cycle (docs/simulation.md); the policy is autoscaler/policies/predictive.py.
+    """
+
+    name: str
+    query: str
+    demand_per_replica: float  # demand one replica serves at 100 % utilization
+    target: float = 0.8  # utilization to provision for, as in the target policy
+    horizon_seconds: float = 180.0  # boot delay + one evaluation interval
+    season_seconds: float = 86400.0
+    seasons: int = 7  # past periods compared; the median of their growth is used
+    level_seconds: float = 900.0  # window of the "recent level"
+    trend_seconds: float = 600.0  # window of the rising-trend fit (0 disables it)
+    max_growth: float = 4.0  # a past season can at most multiply the level by this
+    type: str = "predictive"
+
+
+PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig
 
 
 @dataclass(frozen=True)
@@ -67,13 +89,15 @@ class ScalingBehavior:
     The per-cycle step limit is the larger of `max_step_replicas` and
     ceil(current * max_step_percent / 100) among those set (at least 1); none set means
     unlimited. Scale-up cooldown counts from the last scale-up; scale-down cooldown from
-    the last scaling action of either direction.
+    the last scaling action of either direction. `enabled: false` holds the count in this
+    direction (min/max still apply; terminating and failed replicas are still removed).
     """
 
     cooldown_seconds: float = 0.0
     stabilization_seconds: float = 0.0
     max_step_replicas: int | None = None
     max_step_percent: float | None = None
+    enabled: bool = True  # False: never scale in this direction (HPA selectPolicy: Disabled)
 
 
 @dataclass(frozen=True)
@@ -131,7 +155,7 @@ _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _HOST = re.compile(r"[A-Za-z0-9_.-]*")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SCALE_IN_ORDERS = ("oldest", "newest")
-POLICY_TYPES = ("headroom", "target")
+POLICY_TYPES = ("headroom", "target", "predictive")
 
 # variable -> (key path in the file, how to read the string)
 ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -578,6 +602,12 @@ BEHAVIOR_KEYS = _keys(ScalingBehavior)
 POLICY_KEYS = {
     "headroom": _keys(HeadroomPolicyConfig),
     "target": (*_keys(TargetPolicyConfig), "tolerance"),
+    "predictive": _keys(PredictivePolicyConfig),
+}
+POLICY_CLASSES: dict[str, type] = {
+    "headroom": HeadroomPolicyConfig,
+    "target": TargetPolicyConfig,
+    "predictive": PredictivePolicyConfig,
 }
 
 
@@ -858,13 +888,14 @@ class _Checker:
                 defaults.max_step_percent,
                 nullable=True,
             ),
+            "enabled": self.get(section, "enabled", path, _Bool(), defaults.enabled),
         }
         if _INVALID in values.values():
             return _INVALID
         return ScalingBehavior(**values)
 
     def policies(self, raw: Any, path: str) -> Any:
-        allowed = "a non-empty list of policies ({type: headroom, ...} or {type: target, ...})"
+        allowed = "a non-empty list of policies ({type: headroom | target | predictive, ...})"
         if raw is _ABSENT:
             self.error(path, f"is required: {allowed}")
             return _INVALID
@@ -904,15 +935,14 @@ class _Checker:
             if _INVALID in values.values():
                 valid = False
                 continue
-            cls = HeadroomPolicyConfig if kind == "headroom" else TargetPolicyConfig
-            policies.append(cls(name=name, **values))
+            policies.append(POLICY_CLASSES[kind](name=name, **values))
         return tuple(policies) if valid else _INVALID
 
     def policy(self, raw: Any, path: str) -> tuple[str, Any, dict[str, Any]] | None:
         """(type, explicit name or None, values) with bad values as _INVALID (reported),
         or None when the entry has no usable type."""
         if not isinstance(raw, dict):
-            self.bad(path, raw, "a mapping with a type (headroom or target)")
+            self.bad(path, raw, f"a mapping with a type ({', '.join(POLICY_TYPES)})")
             return None
         kind = self.get(raw, "type", path, _Choice(POLICY_TYPES))
         if kind is _INVALID:
@@ -922,6 +952,8 @@ class _Checker:
         values: dict[str, Any]
         if kind == "headroom":
             values = {"min_available": self.get(raw, "min_available", path, _NON_NEGATIVE)}
+        elif kind == "predictive":
+            values = self.predictive(raw, path)
         else:
             tolerance = self.get(
                 raw, "tolerance", path, _TOLERANCE, _default(TargetPolicyConfig, "tolerance_up")
@@ -933,3 +965,29 @@ class _Checker:
                 "tolerance_down": self.get(raw, "tolerance_down", path, _TOLERANCE, tolerance),
             }
         return kind, name, values
+
+    def predictive(self, raw: dict[str, Any], path: str) -> dict[str, Any]:
+        def number(key: str, kind: _Kind) -> Any:
+            return self.get(raw, key, path, kind, _default(PredictivePolicyConfig, key))
+
+        values = {
+            "query": self.get(raw, "query", path, _Text(what="a non-empty PromQL query")),
+            "demand_per_replica": self.get(raw, "demand_per_replica", path, _POSITIVE),
+            "target": number("target", _POSITIVE),
+            "horizon_seconds": number("horizon_seconds", _NON_NEGATIVE),
+            "season_seconds": number("season_seconds", _POSITIVE),
+            "seasons": number("seasons", _COUNT),
+            "level_seconds": number("level_seconds", _POSITIVE),
+            "trend_seconds": number("trend_seconds", _NON_NEGATIVE),
+            "max_growth": number("max_growth", _Number(minimum=1)),
+        }
+        # The forecast compares the horizon after "now" in past seasons: a horizon of a
+        # whole season or more would compare a season with itself.
+        horizon, season = values["horizon_seconds"], values["season_seconds"]
+        if _INVALID not in (horizon, season) and values["seasons"] != 0 and horizon >= season:
+            self.error(
+                _join(path, "horizon_seconds"),
+                f"must be < season_seconds ({season:g}) (got {horizon:g})",
+            )
+            values["horizon_seconds"] = _INVALID
+        return values

@@ -19,7 +19,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from autoscaler import planner
-from autoscaler.config import Config, GroupConfig, HeadroomPolicyConfig, TargetPolicyConfig
+from autoscaler.config import (
+    Config,
+    GroupConfig,
+    HeadroomPolicyConfig,
+    PredictivePolicyConfig,
+    TargetPolicyConfig,
+)
 from autoscaler.exporter import SharedState
 from autoscaler.logs import FailureLog
 from autoscaler.metrics import REPLICA_STATES, Metrics
@@ -81,6 +87,8 @@ class Controller:
                     band = metrics.policy_band
                     band.labels(g.name, p.name, "lower").set(p.target * (1 - p.tolerance_down))
                     band.labels(g.name, p.name, "upper").set(p.target * (1 + p.tolerance_up))
+                elif isinstance(p, PredictivePolicyConfig):
+                    metrics.policy_target.labels(g.name, p.name).set(p.target)
         # Counters exist at 0 from the start, so increase() sees the first failure and the
         # failure panels and alerts have a series to read while all is well.
         metrics.failures.labels("query", "prometheus")

@@ -7,9 +7,9 @@ policies produce `Proposal`s and the planner produces `Decision`s.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Mapping
 
 
 class ReplicaState(StrEnum):
@@ -62,15 +62,26 @@ class Observation:
     metrics: Mapping[str, ReplicaMetrics]  # replica id -> fresh samples (absent = no data)
     signals: Mapping[str, float | None]  # policy name -> value of its query (None = no data)
     prometheus_ok: bool = True  # False when the queries for this cycle failed
+    # Derived once: the planner and the policies ask for it several times per cycle.
+    _terminating: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A sample equal to 1 is usable (finite, >= 0); None and NaN never equal 1.
+        asking = {rid for rid, m in self.metrics.items() if m.termination == 1}
+        ids = (
+            frozenset(
+                r.id
+                for r in self.replicas
+                if r.id in asking and r.state is not ReplicaState.DELETING
+            )
+            if asking
+            else frozenset()
+        )
+        object.__setattr__(self, "_terminating", ids)  # frozen: set once, here
 
     def terminating_ids(self) -> frozenset[str]:
         """Replicas asking to be removed: a fresh `replica_termination` sample equal to 1."""
-        out = set()
-        for r in self.replicas:
-            t = self.metrics.get(r.id, ReplicaMetrics()).termination
-            if r.state is not ReplicaState.DELETING and usable(t) and t == 1:
-                out.add(r.id)
-        return frozenset(out)
+        return self._terminating
 
 
 @dataclass(frozen=True)

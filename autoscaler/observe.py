@@ -1,8 +1,15 @@
 """Prometheus queries -> Observations.
 
 Batched: one query per signal for all groups (replica capacity, replica termination,
-and one per distinct target-policy query), split client-side by the `group` label, so
-the number of queries per cycle does not grow with the number of groups.
+one per distinct target-policy query and one range query per distinct predictive-policy
+query), split client-side by the `group` label, so the number of queries per cycle does
+not grow with the number of groups.
+
+Predictive policies need the history of their query (days of it, for the seasonal
+forecast). It is cached per query on a fixed grid of `step` seconds; each cycle fetches
+only the part after the cached end (re-reading the newest point, which may have been
+evaluated before its last scrape arrived) and drops points the forecast can no longer
+use, so memory stays bounded by the policies' look-back.
 
 Samples are read from range selectors (`metric[window]`) so each comes with its own
 timestamp: a sample older than the group's `stale_after_seconds` is missing data, never
@@ -12,18 +19,27 @@ core decides what is usable.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from autoscaler.config import Config, GroupConfig, PrometheusConfig, TargetPolicyConfig
+from autoscaler.config import (
+    Config,
+    GroupConfig,
+    PredictivePolicyConfig,
+    PrometheusConfig,
+    TargetPolicyConfig,
+)
 from autoscaler.model import Observation, Replica, ReplicaMetrics
+from autoscaler.policies.predictive import forecast, history_seconds
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +51,47 @@ FailureHook = Callable[[str, str], None]
 class QueryOutcome:
     ok: bool = True
     errors: list[str] = field(default_factory=list)
+
+
+# Prometheus refuses range queries of more than 11,000 points per series; stay below.
+MAX_RANGE_POINTS = 10_000
+MIN_HISTORY_STEP = 60  # seconds: finer than a minute buys the forecast nothing
+
+
+@dataclass
+class SeriesHistory:
+    """One group's points of a predictive query, ascending in time."""
+
+    times: list[float] = field(default_factory=list)
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+    def drop_from(self, t: float) -> None:
+        """Forget the points at or after `t` (they are about to be fetched again)."""
+        cut = bisect.bisect_left(self.times, t)
+        del self.times[cut:], self.points[cut:]
+
+    def drop_before(self, t: float) -> None:
+        cut = bisect.bisect_left(self.times, t)
+        del self.times[:cut], self.points[:cut]
+
+
+@dataclass
+class QueryHistory:
+    """The cached history of one predictive query, split by the `group` label."""
+
+    step: int
+    end: float | None = None  # newest grid time fetched
+    groups: dict[str, SeriesHistory] = field(default_factory=dict)
+
+
+def history_step(interval_seconds: float, lookback_seconds: float) -> int:
+    """Range-query step: the evaluation interval, at least a minute, and coarse enough
+    that the whole look-back fits in one query."""
+    return max(
+        MIN_HISTORY_STEP,
+        math.ceil(interval_seconds),
+        math.ceil(lookback_seconds / MAX_RANGE_POINTS),
+    )
 
 
 def _client(cfg: PrometheusConfig) -> PrometheusConnect:
@@ -92,20 +149,106 @@ class PrometheusReader:
         self.capacity_metric = config.capacity_metric
         self.termination_metric = config.termination_metric
         self.client = _client(self.cfg)
+        self.interval_seconds = config.interval_seconds
         self.on_failure = on_failure or (lambda name, err: None)
         self.queries_last_cycle = 0
+        self.history_points_last_cycle = 0  # points received by range queries
+        self.histories: dict[str, QueryHistory] = {}  # predictive query -> its cache
+        self.last_errors: list[str] = []
 
-    def _query(self, name: str, expr: str, outcome: QueryOutcome) -> list[dict] | None:
+    def _query(
+        self,
+        name: str,
+        expr: str,
+        outcome: QueryOutcome,
+        span: tuple[float, float, int] | None = None,
+    ) -> list[dict] | None:
+        """An instant query, or with `span` = (start, end, step) a range query."""
         self.queries_last_cycle += 1
         try:
             self.client.headers = _bearer_headers(self.cfg)
-            return self.client.custom_query(expr)
+            if span is None:
+                return self.client.custom_query(expr)
+            start, end, step = span
+            return self.client.custom_query_range(
+                expr,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=str(step),
+                # Prometheus stops evaluating when the client gives up.
+                params={"timeout": f"{self.cfg.timeout_seconds:g}s"},
+                timeout=self.cfg.timeout_seconds,
+            )
         except (requests.RequestException, PrometheusApiClientException, OSError, ValueError) as e:
             err = f"{type(e).__name__}: {_short(str(e))}"
             outcome.ok = False
             outcome.errors.append(f"{name}: {err}")
             self.on_failure(name, err)
             return None
+
+    def _history(
+        self,
+        expr: str,
+        policies: Sequence[PredictivePolicyConfig],
+        askers: Sequence[str],
+        now: float,
+        outcome: QueryOutcome,
+    ) -> QueryHistory | None:
+        """The query's history up to `now`, updated with one range query; None on failure.
+
+        The cache survives a failed cycle: the next one fetches the gap.
+        """
+        lookback = max(history_seconds(p) for p in policies)
+        step = history_step(self.interval_seconds, lookback)
+        end = math.floor(now / step) * step
+        oldest = end - math.ceil(lookback / step) * step
+        h = self.histories.get(expr)
+        if h is None or h.step != step or (h.end is not None and h.end > end):
+            h = QueryHistory(step)  # new, re-stepped, or the clock went back: start over
+            self.histories[expr] = h
+        start = oldest if h.end is None or h.end < oldest else h.end
+        res = self._query("predictive", expr, outcome, (start, end, step))
+        if res is None:
+            return None
+        fetched: dict[str, dict[float, float]] = {}
+        wanted = set(askers)
+        for s in res:
+            group = s.get("metric", {}).get("group")
+            # A single unlabelled series answers for the one group that asked the query.
+            if group is None and len(res) == 1 and len(askers) == 1:
+                group = askers[0]
+            if group not in wanted:
+                continue  # unlabelled, or a group nobody here scales: not worth memory
+            into = fetched.setdefault(group, {})
+            for ts, raw in s.get("values") or []:
+                into[float(ts)] = _to_float(raw)
+            self.history_points_last_cycle += len(s.get("values") or [])
+        for group in set(h.groups) - wanted:
+            del h.groups[group]  # no longer asked for
+        for group in set(h.groups) | set(fetched):
+            series = h.groups.setdefault(group, SeriesHistory())
+            series.drop_from(start)
+            for t in sorted(fetched.get(group, {})):
+                series.times.append(t)
+                series.points.append((t, fetched[group][t]))
+            series.drop_before(oldest)  # the forecast never reads older points
+            if not series.times:
+                del h.groups[group]
+        h.end = end
+        return h
+
+    @staticmethod
+    def _forecast(
+        h: QueryHistory | None, group: GroupConfig, policy: PredictivePolicyConfig, now: float
+    ) -> float | None:
+        """The forecast demand, or None: failed query, no series, or a series that ended."""
+        if h is None:
+            return None
+        series = h.groups.get(group.name)
+        if series is None or series.times[-1] < now - h.step - group.stale_after_seconds:
+            return None
+        f = forecast(series.points, now, policy, series.times)
+        return None if f is None else f.value
 
     def observe(
         self,
@@ -115,6 +258,7 @@ class PrometheusReader:
     ) -> dict[str, Observation]:
         """One Observation per group in `replicas` (groups whose listing failed are absent)."""
         self.queries_last_cycle = 0
+        self.history_points_last_cycle = 0
         outcome = QueryOutcome()
         window = max((g.stale_after_seconds for g in groups), default=30.0)
         # Range selectors give each sample's own timestamp, which staleness needs.
@@ -139,11 +283,27 @@ class PrometheusReader:
                     by_group[group] = _to_float(s["value"][1])
             # A single unlabelled series answers for the one group that asked the query.
             askers = [
-                g.name for g in groups for p in g.policies if getattr(p, "query", None) == expr
+                g.name
+                for g in groups
+                for p in g.policies
+                if isinstance(p, TargetPolicyConfig) and p.query == expr
             ]
             if not by_group and len(res) == 1 and len(askers) == 1 and "value" in res[0]:
                 by_group[askers[0]] = _to_float(res[0]["value"][1])
             signals[expr] = by_group
+
+        histories: dict[str, QueryHistory | None] = {}
+        predictive: dict[str, list[tuple[str, PredictivePolicyConfig]]] = {}
+        for g in groups:
+            for p in g.policies:
+                if isinstance(p, PredictivePolicyConfig):
+                    predictive.setdefault(p.query, []).append((g.name, p))
+        for expr in sorted(predictive):
+            users = predictive[expr]
+            askers = sorted({name for name, _ in users})
+            histories[expr] = self._history(expr, [p for _, p in users], askers, now, outcome)
+        for expr in set(self.histories) - set(predictive):
+            del self.histories[expr]  # no longer asked for: free it
 
         out: dict[str, Observation] = {}
         for g in groups:
@@ -162,6 +322,8 @@ class PrometheusReader:
             for p in g.policies:
                 if isinstance(p, TargetPolicyConfig):
                     group_signals[p.name] = signals.get(p.query, {}).get(g.name)
+                elif isinstance(p, PredictivePolicyConfig):
+                    group_signals[p.name] = self._forecast(histories.get(p.query), g, p, now)
             out[g.name] = Observation(
                 group=g.name,
                 at=now,

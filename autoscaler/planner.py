@@ -2,8 +2,8 @@
 
 Pure: no I/O, no clock. Same (group, observation, state, now) in, same decision out.
 Order of steps (docs/decisions.md has the operator's version):
-combine -> clamp -> stabilize -> partial-data guard -> cooldown -> step limit ->
-hard clamp -> victims -> state update.
+combine -> clamp -> stabilize -> partial-data guard -> disabled direction -> cooldown ->
+step limit -> hard clamp -> victims -> state update.
 """
 
 from __future__ import annotations
@@ -194,7 +194,19 @@ def plan(
         details.append(note)
         notes.append(note)
 
-    # 5. cooldowns
+    # 5. a disabled direction holds (HPA selectPolicy: Disabled); min/max still apply
+    # below, and terminating and failed replicas are still removed.
+    for disabled, moving, word in (
+        (not group.scale_up.enabled, desired > current, "up"),
+        (not group.scale_down.enabled, desired < current, "down"),
+    ):
+        if disabled and moving:
+            note = f"scale-{word} disabled: hold at {current} instead of {desired}"
+            desired, code = current, f"scale_{word}_disabled"
+            details.append(note)
+            notes.append(note)
+
+    # 6. cooldowns
     up_left = _remaining(group.scale_up.cooldown_seconds, state.last_scale_up, now)
     last_any = max(
         (t for t in (state.last_scale_up, state.last_scale_down) if t is not None), default=None
@@ -211,7 +223,7 @@ def plan(
         details.append(note)
         notes.append(note)
 
-    # 6. step limits
+    # 7. step limits
     if desired != current:
         behavior = group.scale_up if desired > current else group.scale_down
         limit = step_limit(behavior, current)
@@ -222,7 +234,7 @@ def plan(
             details.append(note)
             notes.append(note)
 
-    # 7. min/max are hard limits that no damping step may keep us out of
+    # 8. min/max are hard limits that no damping step may keep us out of
     final = _clamp(desired, low, high)
     if final != desired:
         code = "min" if final == low and desired < low else "max"
@@ -231,7 +243,7 @@ def plan(
         notes.append(note)
     desired = final
 
-    # 8. victims
+    # 9. victims
     terminating = obs.terminating_ids()
     by_age = sorted(obs.replicas, key=lambda r: (r.created_at, r.id))
     delete = [r.id for r in by_age if r.id in terminating]
@@ -258,6 +270,7 @@ def plan(
         "headroom_surplus",
         "target_above",
         "target_below",
+        "predictive",
     ):
         if terminating:
             code = "termination"
@@ -266,7 +279,7 @@ def plan(
     details.append(f"{direction}: {current} -> {desired} (create {create}, delete {len(delete)})")
     reason = "; ".join([summary, *notes, f"{current} -> {desired}"])
 
-    # 9. state for the next cycle
+    # 10. state for the next cycle
     new_state = PlannerState(
         recommendations=history,
         last_scale_up=now if desired > current else state.last_scale_up,
@@ -285,6 +298,6 @@ def plan(
         details=tuple(details),
         proposals=proposals,
         cooldown_remaining={"up": up_left, "down": down_left},
-        dry_run=group.dry_run,  # 10. the planner plans either way; the controller won't act
+        dry_run=group.dry_run,  # 11. the planner plans either way; the controller won't act
     )
     return decision, new_state

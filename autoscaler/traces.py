@@ -1,9 +1,11 @@
-"""Demand traces as load curves for the load generator.
+"""Demand traces: the one reader of trace CSVs, and load curves for the load generator.
 
 A trace is a CSV `t_seconds,demand` (see ../shared/traces/README.md): evenly spaced
 rows, each the mean requests per second over `[t_seconds, t_seconds + step)`.
-`trace_curve` turns one into a `demand(t)` function for live load: time-compressed by
-`speedup` and rescaled so that the trace's peak becomes `peak_rps`.
+`load_trace` reads one for the load generator, the demo and `autoscaler simulate`
+(autoscaler/simulation/trace.py). `trace_curve` turns one into a `demand(t)` function
+for live load: time-compressed by `speedup` and rescaled so that the trace's peak
+becomes `peak_rps`.
 """
 
 from __future__ import annotations

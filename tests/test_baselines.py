@@ -22,7 +22,9 @@ def healthy(run) -> list[int]:
 
 def test_simplescalevm_scales_out_on_headroom_and_never_scales_in():
     tr = seconds_trace(60, [2.0] * 5 + [12.0] * 10 + [0.0] * 20)
-    run = replay(tr, baselines.simple_scale_vm(MODEL), MODEL, initial=3)
+    spec = baselines.simple_scale_vm(MODEL)
+    assert spec.group.scale_down.enabled is False  # the planner's own switch, as in the daemon
+    run = replay(tr, spec, MODEL, initial=3)
     counts = healthy(run)
     # overloaded replicas report 0 free slots: short of 1 slot -> +1 replica per cycle
     assert counts[5] == 3 and counts[6] == 4 and max(counts) > 6

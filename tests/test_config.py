@@ -21,6 +21,7 @@ from autoscaler.config import (
     ConfigError,
     GroupConfig,
     HeadroomPolicyConfig,
+    PredictivePolicyConfig,
     PrometheusConfig,
     ScalingBehavior,
     TargetPolicyConfig,
@@ -125,6 +126,19 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
                         "tolerance_up": 0.05,
                         "tolerance_down": 0.3,
                     },
+                    {
+                        "type": "predictive",
+                        "name": "forecast",
+                        "query": "sum by (group) (rate(requests_total[1m]))",
+                        "demand_per_replica": 50,
+                        "target": 0.7,
+                        "horizon_seconds": 300,
+                        "season_seconds": 604800,
+                        "seasons": 4,
+                        "level_seconds": 600,
+                        "trend_seconds": 0,
+                        "max_growth": 2.5,
+                    },
                 ],
                 "scale_up": {
                     "cooldown_seconds": 5,
@@ -132,7 +146,7 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
                     "max_step_replicas": 7,
                     "max_step_percent": 50,
                 },
-                "scale_down": {"cooldown_seconds": 8},
+                "scale_down": {"cooldown_seconds": 8, "enabled": False},
                 "warmup_seconds": 0,
                 "dry_run": True,
                 "stale_after_seconds": 12,
@@ -170,18 +184,30 @@ def test_every_schema_field_is_loadable(tmp_path):
         TargetPolicyConfig(
             name="target-2", query="q2", target=0.5, tolerance_up=0.05, tolerance_down=0.3
         ),
+        PredictivePolicyConfig(
+            name="forecast",
+            query="sum by (group) (rate(requests_total[1m]))",
+            demand_per_replica=50.0,
+            target=0.7,
+            horizon_seconds=300.0,
+            season_seconds=604800.0,
+            seasons=4,
+            level_seconds=600.0,
+            trend_seconds=0.0,
+            max_growth=2.5,
+        ),
     )
     assert group.scale_up == ScalingBehavior(5, 6, 7, 50)
     # Keys left out of a scale_* block keep the group's default for that direction.
-    assert group.scale_down == ScalingBehavior(8, 300, 1, None)
+    assert group.scale_down == ScalingBehavior(8, 300, 1, None, enabled=False)
     assert (group.warmup_seconds, group.dry_run, group.stale_after_seconds) == (0.0, True, 12.0)
     assert (group.fallback_replicas, group.scale_in_order) == (4, "newest")
     assert (group.max_replacements_per_cycle, group.via_bridge) == (0, True)
     assert group.provider.options == {"size": 3}
     # Every dataclass field was set away from its default: none is unloadable.
-    for obj in (config, config.prometheus, group):
+    for obj in (config, config.prometheus, group, group.policies[3]):
         for f in dataclasses.fields(obj):
-            if f.default is not dataclasses.MISSING and f.name != "bearer_token_file":
+            if f.default is not dataclasses.MISSING and f.name not in ("bearer_token_file", "type"):
                 assert getattr(obj, f.name) != f.default, f.name
 
 
@@ -223,7 +249,7 @@ def test_local_example_matches_the_demo():
     assert demo.name == "demo" and demo.provider.type == "local"
     assert (demo.min, demo.max, demo.replica_capacity) == (1, 8, 4)
     assert demo.policies == (HeadroomPolicyConfig(name="headroom", min_available=4),)
-    assert config.interval_seconds == 2 and demo.warmup_seconds == 5
+    assert config.interval_seconds == 2 and demo.warmup_seconds == 12
     assert (demo.scale_down.stabilization_seconds, demo.scale_down.cooldown_seconds) == (20, 10)
 
 
@@ -340,6 +366,75 @@ def test_target_policy_errors(policy, expected):
     raw = mutate(minimal(), "groups.web.policies", [policy])
     errors = errors_of(raw)
     assert any(expected in e for e in errors), errors
+
+
+PREDICTIVE = {"type": "predictive", "query": "sum(rate(x[1m]))", "demand_per_replica": 10}
+
+
+def test_predictive_policy_takes_defaults_from_the_dataclass():
+    raw = mutate(minimal(), "groups.web.policies", [PREDICTIVE])
+    (policy,) = parse_config(raw, {}).groups[0].policies
+    assert policy == PredictivePolicyConfig(
+        name="predictive", query="sum(rate(x[1m]))", demand_per_replica=10.0
+    )
+    assert (policy.target, policy.horizon_seconds, policy.seasons) == (0.8, 180.0, 7)
+    assert isinstance(policy.seasons, int) and isinstance(policy.demand_per_replica, float)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (
+            {**PREDICTIVE, "demand_per_replica": 0},
+            "policies[0].demand_per_replica: must be a number > 0 (got 0)",
+        ),
+        (
+            {"type": "predictive", "query": "q"},
+            "policies[0].demand_per_replica: is required: a number > 0",
+        ),
+        ({**PREDICTIVE, "query": " "}, "policies[0].query: must be a non-empty PromQL query"),
+        ({**PREDICTIVE, "target": 0}, "policies[0].target: must be a number > 0 (got 0)"),
+        ({**PREDICTIVE, "seasons": 1.5}, "policies[0].seasons: must be an integer >= 0 (got 1.5)"),
+        ({**PREDICTIVE, "seasons": -1}, "policies[0].seasons: must be an integer >= 0 (got -1)"),
+        ({**PREDICTIVE, "season_seconds": 0}, "season_seconds: must be a number > 0 (got 0)"),
+        ({**PREDICTIVE, "level_seconds": 0}, "level_seconds: must be a number > 0 (got 0)"),
+        ({**PREDICTIVE, "trend_seconds": -1}, "trend_seconds: must be a number >= 0 (got -1)"),
+        ({**PREDICTIVE, "horizon_seconds": "3m"}, "horizon_seconds: must be a number >= 0"),
+        ({**PREDICTIVE, "max_growth": 0.5}, "max_growth: must be a number >= 1 (got 0.5)"),
+        (
+            {**PREDICTIVE, "horizon_seconds": 3600, "season_seconds": 3600},
+            "policies[0].horizon_seconds: must be < season_seconds (3600) (got 3600)",
+        ),
+        ({**PREDICTIVE, "tolerance": 0.1}, "policies[0].tolerance: unknown key"),
+        ({**PREDICTIVE, "horizon": 60}, "horizon: unknown key (did you mean 'horizon_seconds'?)"),
+        ({**PREDICTIVE, "type": "predictiv"}, "did you mean 'predictive'?"),
+    ],
+)
+def test_predictive_policy_errors(policy, expected):
+    raw = mutate(minimal(), "groups.web.policies", [policy])
+    errors = errors_of(raw)
+    assert any(expected in e for e in errors), errors
+
+
+def test_predictive_policy_reports_every_error_at_once():
+    bad = {**PREDICTIVE, "demand_per_replica": -1, "seasons": "7", "max_growth": None}
+    raw = mutate(minimal(), "groups.web.policies", [bad, {**PREDICTIVE, "level_seconds": -5}])
+    assert errors_of(raw) == [
+        "groups.web.policies[0].demand_per_replica: must be a number > 0 (got -1)",
+        "groups.web.policies[0].seasons: must be an integer >= 0 (got '7')",
+        "groups.web.policies[0].max_growth: must be a number >= 1 (got null)",
+        "groups.web.policies[1].level_seconds: must be a number > 0 (got -5)",
+    ]
+
+
+def test_a_scaling_direction_can_be_disabled():
+    raw = mutate(minimal(), "groups.web.scale_down", {"enabled": False})
+    group = parse_config(raw, {}).groups[0]
+    assert group.scale_down.enabled is False and group.scale_up.enabled is True
+    # the rest of the block keeps the direction's defaults
+    assert group.scale_down.stabilization_seconds == 300
+    errors = errors_of(mutate(minimal(), "groups.web.scale_up", {"enabled": "no"}))
+    assert errors == ["groups.web.scale_up.enabled: must be true or false (got 'no')"]
 
 
 def test_default_policy_names_and_uniqueness():

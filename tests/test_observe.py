@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,12 +17,15 @@ from autoscaler.config import (
     Config,
     GroupConfig,
     HeadroomPolicyConfig,
+    PredictivePolicyConfig,
     PrometheusConfig,
     ProviderConfig,
     TargetPolicyConfig,
 )
 from autoscaler.model import Replica, ReplicaState
-from autoscaler.observe import PrometheusReader
+from autoscaler.observe import PrometheusReader, history_step
+from autoscaler.policies import propose
+from autoscaler.policies.predictive import forecast, history_seconds
 from tests.harness.prometheus import PrometheusServer, free_port
 
 EXPOSITION = {
@@ -153,3 +159,165 @@ def test_prometheus_down_is_reported_not_read_as_zero() -> None:
     assert obs.metrics == {} and obs.signals == {"load": None}
     assert {q for q, _ in failures} == {"capacity", "termination", "target"}
     assert all("s3cret-pass" not in e for _, e in failures)
+
+
+# --- predictive policies: history from a range query, cached --------------------------------
+
+HOUR = 3600
+PRED = PredictivePolicyConfig(
+    name="forecast",
+    query="max by (group) (app_demand)",
+    demand_per_replica=1.0,
+    target=1.0,
+    horizon_seconds=600,
+    season_seconds=HOUR,  # hourly seasons keep the history (and the test) small
+    seasons=2,
+    level_seconds=300,
+    trend_seconds=0,
+)
+
+
+def demand_a(t: int) -> float:
+    """10, and 30 during minutes 20-29 of every hour: a ramp that recurs each season."""
+    return 30.0 if 20 <= (t % HOUR) // 60 < 30 else 10.0
+
+
+@pytest.fixture(scope="module")
+def prometheus_with_history(tmp_path_factory) -> Iterator[tuple[PrometheusServer, int]]:
+    """A real Prometheus whose TSDB holds 4 hours of app_demand (groups a and b, plus one
+    group nobody scales) written as a block by promtool, one sample a minute."""
+    if not shutil.which("promtool") or not shutil.which("prometheus"):
+        pytest.skip("prometheus/promtool not installed: run `make setup`")
+    base = (int(time.time()) // HOUR) * HOUR - 4 * HOUR
+    lines = ["# HELP app_demand Demand.", "# TYPE app_demand gauge"]
+    for t in range(base, base + 4 * HOUR, 60):
+        lines.append(f'app_demand{{group="a"}} {demand_a(t)} {t}')
+        lines.append(f'app_demand{{group="b"}} 5 {t}')
+        lines.append(f'app_demand{{group="other"}} 7 {t}')
+    lines.append("# EOF")
+    om = tmp_path_factory.mktemp("om") / "history.om"
+    om.write_text("\n".join(lines) + "\n")
+    server = PrometheusServer(autoscaler="127.0.0.1:1", config_text="global: {}\n")
+    try:
+        subprocess.run(
+            [
+                "promtool",
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                str(om),
+                str(server.dir / "data"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        server.start()
+        yield server, base
+    finally:
+        server.cleanup()
+
+
+def _predictive_group(name: str, policy: PredictivePolicyConfig = PRED) -> GroupConfig:
+    return dataclasses.replace(_group(name), policies=(policy,))
+
+
+def _expected(points: list[tuple[float, float]], now: float) -> float:
+    f = forecast(points, now, PRED)
+    assert f is not None
+    return f.value
+
+
+def test_history_step_fits_the_look_back_in_one_range_query() -> None:
+    assert history_seconds(PRED) == 2 * HOUR + 300
+    assert history_step(10, history_seconds(PRED)) == 60  # at least a minute
+    assert history_step(120, 7500) == 120  # the evaluation interval when coarser
+    week = history_seconds(PredictivePolicyConfig("f", "q", 1.0, seasons=14))
+    assert week / history_step(60, week) <= 10_000  # Prometheus caps a range at 11,000
+
+
+def test_predictive_history_is_read_once_then_only_its_new_part(prometheus_with_history) -> None:
+    server, base = prometheus_with_history
+    groups = (_predictive_group("a"), _predictive_group("b"))
+    config = Config(
+        prometheus=PrometheusConfig(url=server.url, timeout_seconds=5),
+        groups=groups,
+        interval_seconds=60,
+    )
+    failures: list[tuple[str, str]] = []
+    reader = PrometheusReader(config, on_failure=lambda q, e: failures.append((q, e)))
+    replicas = {"a": _replicas("a", "a1"), "b": _replicas("b", "b1")}
+
+    # 5 minutes before minute 20: both past hours rose from 10 to 30 in the next 10 min.
+    now = base + 2 * HOUR + 15 * 60
+    obs = reader.observe(groups, replicas, now)
+    assert reader.queries_last_cycle == 3  # capacity, termination, one range query for both
+    assert obs["a"].signals == {"forecast": pytest.approx(30.0)}
+    assert obs["b"].signals == {"forecast": pytest.approx(5.0)}
+    lookback = 2 * HOUR + 300  # seasons x season + level, on the 60 s grid
+    assert reader.history_points_last_cycle == 2 * (lookback // 60 + 1)
+    assert set(reader.histories[PRED.query].groups) == {"a", "b"}  # "other" is not kept
+    # the policy then proposes what the forecast asks for
+    assert propose(PRED, obs["a"], groups[0]).desired == 30
+
+    # Later cycles fetch only the new minute (and re-read the last one).
+    for minute in range(1, 12):
+        t = now + minute * 60
+        obs = reader.observe(groups, replicas, t)
+        assert reader.queries_last_cycle == 3
+        assert reader.history_points_last_cycle == 2 * 2
+        cutoff = t - lookback
+        points = [(float(x), demand_a(x)) for x in range(base, t + 1, 60) if x >= cutoff]
+        assert obs["a"].signals["forecast"] == _expected(points, t)
+    # bounded: never more than the look-back's points per group
+    history = reader.histories[PRED.query]
+    assert all(len(s.times) == lookback // 60 + 1 for s in history.groups.values())
+    assert history.groups["a"].times[0] == t - lookback
+
+    # A gap (cycles missed) is fetched in one piece.
+    t += HOUR
+    obs = reader.observe(groups, replicas, t)
+    assert reader.history_points_last_cycle == 2 * (HOUR // 60 + 1)
+    points = [(float(x), demand_a(x)) for x in range(t - lookback, t + 1, 60)]
+    assert obs["a"].signals["forecast"] == _expected(points, t)
+    assert failures == []
+
+
+def test_predictive_without_history_is_no_data_never_zero(prometheus_with_history) -> None:
+    server, base = prometheus_with_history
+    missing = dataclasses.replace(PRED, query="max by (group) (no_such_metric)")
+    broken = dataclasses.replace(PRED, query="max by (group) (app_demand")  # bad PromQL
+    solo = dataclasses.replace(PRED, query='sum(app_demand{group="b"})')  # no group label
+    groups = (
+        _predictive_group("a"),
+        _predictive_group("m", missing),
+        _predictive_group("x", broken),
+        _predictive_group("s", solo),
+    )
+    config = Config(prometheus=PrometheusConfig(url=server.url, timeout_seconds=5), groups=groups)
+    failures: list[tuple[str, str]] = []
+    reader = PrometheusReader(config, on_failure=lambda q, e: failures.append((q, e)))
+    now = base + 2 * HOUR + 15 * 60
+    obs = reader.observe(groups, {g.name: [] for g in groups}, now)
+    assert reader.queries_last_cycle == 2 + 4
+    assert obs["a"].signals["forecast"] == pytest.approx(30.0)
+    assert obs["m"].signals["forecast"] is None
+    assert obs["x"].signals["forecast"] is None
+    assert obs["s"].signals["forecast"] == pytest.approx(5.0)  # the one group that asked
+    assert [q for q, _ in failures] == ["predictive"]
+    assert propose(missing, obs["m"], groups[1]).desired is None
+
+    # Long after the series ended, its last points are stale: no data, not a forecast.
+    late = base + 4 * HOUR + 10 * 60
+    assert reader.observe(groups, {"a": []}, late)["a"].signals["forecast"] is None
+
+    # Prometheus unreachable: the range query fails like the others.
+    down = Config(
+        prometheus=PrometheusConfig(url=f"http://127.0.0.1:{free_port()}", timeout_seconds=1),
+        groups=groups[:1],
+    )
+    failures.clear()
+    reader = PrometheusReader(down, on_failure=lambda q, e: failures.append((q, e)))
+    obs = reader.observe(groups[:1], {"a": []}, now)
+    assert obs["a"].signals == {"forecast": None}
+    assert {q for q, _ in failures} == {"capacity", "termination", "predictive"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from autoscaler.config import (
@@ -341,7 +343,57 @@ def test_step_limit_applies_per_direction() -> None:
     assert (d2.desired, d2.code, len(d2.delete)) == (3, "step_limit", 1)
 
 
+# ---------------------------------------------------------------- disabled directions
+
+OFF = ScalingBehavior(enabled=False)
+
+
+def test_disabled_scale_down_holds_what_the_policies_would_remove() -> None:
+    g = group(scale_down=OFF)
+    d, state = run(g, obs(reps(4), signals={"cpu": 10.0}))  # the policy wants 1
+    assert (d.current, d.desired, d.delete, d.direction) == (4, 4, (), "hold")
+    assert d.code == "scale_down_disabled"
+    assert "scale-down disabled: hold at 4 instead of 1" in d.reason
+    assert state.last_scale_down is None  # nothing happened: no cooldown starts
+    # scale-up is untouched
+    d2, _ = run(g, obs(reps(4), signals={"cpu": 200.0}))
+    assert (d2.desired, d2.direction) == (8, "up")
+
+
+def test_disabled_scale_down_still_removes_terminating_and_failed_replicas() -> None:
+    g = group(scale_down=OFF)
+    replicas = reps(4) + [rep("f", ReplicaState.FAILED)]
+    metrics = {"r1": ReplicaMetrics(termination=1)}
+    d, _ = run(g, obs(replicas, metrics, {"cpu": 10.0}))
+    assert (d.current, d.desired) == (3, 3)
+    assert d.delete == ("r1", "f") and d.create == 0
+
+
+def test_disabled_scale_down_still_obeys_max() -> None:
+    d, _ = run(group(scale_down=OFF, max=2), obs(reps(4), signals={"cpu": 10.0}))
+    assert (d.desired, d.code, len(d.delete)) == (2, "max", 2)
+
+
+def test_disabled_scale_up_holds_but_min_still_applies() -> None:
+    d, _ = run(group(scale_up=OFF), obs(reps(2), signals={"cpu": 300.0}))
+    assert (d.desired, d.create, d.code) == (2, 0, "scale_up_disabled")
+    d2, _ = run(group(scale_up=OFF, min=3), obs(reps(2), signals={"cpu": 300.0}))
+    assert (d2.desired, d2.create, d2.code) == (3, 1, "min")
+    # scale-down is untouched
+    d3, _ = run(group(scale_up=OFF), obs(reps(4), signals={"cpu": 50.0}))
+    assert (d3.desired, d3.direction) == (2, "down")
+
+
 # ---------------------------------------------------------------- victims
+
+
+def test_terminating_ids_are_computed_once_and_follow_replace() -> None:
+    o = obs(reps(3), {"r1": ReplicaMetrics(termination=1), "r2": ReplicaMetrics(termination=0)})
+    assert o.terminating_ids() == {"r1"} and o.terminating_ids() is o.terminating_ids()
+    gone = dataclasses.replace(o, replicas=(rep("r0"), rep("r1", ReplicaState.DELETING)))
+    assert gone.terminating_ids() == frozenset()  # recomputed for the new replicas
+    assert "_terminating" not in repr(o)
+    assert o == obs(reps(3), dict(o.metrics))  # a derived field: not part of equality
 
 
 def test_terminating_replicas_are_always_deleted_and_not_counted() -> None:

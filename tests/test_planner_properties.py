@@ -6,6 +6,7 @@ planner's own helpers, so a bug shared by both cannot hide.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hypothesis import HealthCheck, given, settings
@@ -46,6 +47,7 @@ def behaviors(draw: st.DrawFn) -> ScalingBehavior:
         stabilization_seconds=draw(st.sampled_from([0.0, 45.0, 300.0])),
         max_step_replicas=draw(st.one_of(st.none(), st.integers(0, 5))),
         max_step_percent=draw(st.one_of(st.none(), st.sampled_from([10.0, 50.0, 100.0, 250.0]))),
+        enabled=draw(st.sampled_from([True, True, True, False])),
     )
 
 
@@ -160,6 +162,7 @@ def _limit(b: ScalingBehavior, current: int) -> int | None:
 
 def check(group: GroupConfig, obs: Observation, state: PlannerState, d: Decision) -> None:
     facts = _facts(group, obs)
+    assert obs.terminating_ids() == facts["term"]  # the cached set is the recomputed one
     healthy_ids = {r.id for r in facts["healthy"]}
     current = len(healthy_ids)
     assert d.current == current
@@ -187,6 +190,12 @@ def check(group: GroupConfig, obs: Observation, state: PlannerState, d: Decision
             current > group.max and d.desired == group.max
         )
         assert limit is None or abs(d.desired - current) <= limit or forced, d.details
+
+    # a disabled direction never moves, unless min/max force it
+    if not group.scale_down.enabled and current <= group.max:
+        assert d.desired >= current, d.details
+    if not group.scale_up.enabled and current >= group.min:
+        assert d.desired <= current, d.details
 
     # cooldowns: a move only when its cooldown is over, or forced by min/max
     if d.direction == "up" and current >= group.min:
@@ -302,3 +311,29 @@ def test_partial_data_never_scales_down(data: st.DataObject) -> None:
     d, _ = plan(group, obs, PlannerState(), now)
     assert d.desired >= n and d.delete == (), d.details
     check(group, obs, PlannerState(), d)
+
+
+@SEQUENCE_SETTINGS
+@given(data=st.data())
+def test_never_scales_down_when_scale_down_is_disabled(data: st.DataObject) -> None:
+    """Whatever the policies, data and damping say, over whole sequences: no healthy replica
+    is removed while at or below max; terminating and failed ones still are."""
+    group = data.draw(groups())
+    down = dataclasses.replace(group.scale_down, enabled=False)
+    group = dataclasses.replace(group, scale_down=down)
+    now = 100_000.0
+    state = data.draw(states(now))
+    for _ in range(data.draw(st.integers(1, 6))):
+        now += data.draw(st.sampled_from([1.0, 30.0, 400.0]))
+        obs = data.draw(observations(now))
+        d, state = plan(group, obs, state, now)
+        facts = _facts(group, obs)
+        healthy_ids = {r.id for r in facts["healthy"]}
+        if d.current <= group.max:
+            assert d.desired >= d.current and d.direction != "down", d.details
+            assert not set(d.delete) & healthy_ids
+        else:
+            assert d.desired == group.max  # a hard limit still wins
+        assert facts["term"] <= set(d.delete)
+        failed = {r.id for r in obs.replicas if r.state is ReplicaState.FAILED} - facts["term"]
+        assert len(set(d.delete) & failed) == min(len(failed), group.max_replacements_per_cycle)

@@ -1,19 +1,22 @@
-"""Examples for the headroom and target policies: every rule, including bad data."""
+"""Examples for the headroom, target and predictive policies: every rule, including bad data."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from autoscaler.config import (
     GroupConfig,
     HeadroomPolicyConfig,
+    PredictivePolicyConfig,
     ProviderConfig,
     TargetPolicyConfig,
 )
 from autoscaler.model import Observation, Replica, ReplicaMetrics, ReplicaState
-from autoscaler.policies import headroom, propose, target
+from autoscaler.policies import headroom, predictive, propose, target
 
 NOW = 10_000.0
 OLD = NOW - 3600  # created long ago: past warm-up
@@ -257,6 +260,46 @@ def test_propose_dispatches_on_type() -> None:
     o = obs(four(), caps(a=4, b=4, c=4, d=4), {"cpu": 200.0})
     assert propose(HEAD, o, group()).code == "headroom_surplus"
     assert propose(TGT, o, group()).code == "target_above"
+
+
+PRED = PredictivePolicyConfig(name="forecast", query="q", demand_per_replica=2.5, target=0.8)
+
+
+@given(
+    value=st.floats(min_value=0, max_value=1e5, allow_nan=False),
+    current=st.integers(min_value=1, max_value=200),
+    per_replica=st.floats(min_value=0.01, max_value=1e3),
+    goal=st.floats(min_value=0.05, max_value=1.0),
+)
+def test_predictive_dispatch_equals_its_target_form(value, current, per_replica, goal) -> None:
+    """The daemon's predictive proposal (forecast demand in obs.signals) gives the same
+    count as the target policy fed the utilization that forecast puts on the replicas."""
+    cfg = PredictivePolicyConfig("forecast", "q", demand_per_replica=per_replica, target=goal)
+    replicas = [rep(f"r{i}") for i in range(current)] + [rep("x", ReplicaState.FAILED)]
+    ours = propose(cfg, obs(replicas, signals={"forecast": value}), group())
+    util = predictive.signal_value(value, current, cfg)
+    theirs = target.propose(
+        predictive.as_target(cfg), obs(replicas, signals={"forecast": util}), group()
+    )
+    assert ours.desired == theirs.desired == predictive.desired_replicas(value, cfg)
+    assert ours.code == "predictive" and ours.policy == "forecast"
+
+
+def test_predictive_dispatch_examples() -> None:
+    p = propose(PRED, obs(four(), signals={"forecast": 21.0}), group())
+    assert (p.desired, p.code, p.partial) == (11, "predictive", False)  # 21 / (2.5 * 0.8)
+    assert "forecast 21" in p.reason
+    # unlike a utilization, a forecast demand says something with no replica running
+    assert propose(PRED, obs([], signals={"forecast": 4.0}), group()).desired == 2
+
+
+@pytest.mark.parametrize("bad", [*BAD_VALUES, None])
+def test_predictive_without_a_usable_forecast_has_no_data(bad: float | None) -> None:
+    p = propose(PRED, obs(four(), signals={"forecast": bad}), group())
+    assert p.desired is None and p.code == "no_data"
+    assert propose(PRED, obs(four()), group()).desired is None  # no signal at all
+    down = obs(four(), signals={"forecast": 10.0}, prometheus_ok=False)
+    assert propose(PRED, down, group()).desired is None
 
 
 def test_propose_rejects_unknown_type() -> None:

@@ -18,8 +18,8 @@ from autoscaler.policies.predictive import (
     propose,
     signal_value,
 )
-from autoscaler.simulation.replay import replay
-from autoscaler.simulation.spec import ReplicaModel
+from autoscaler.simulation.replay import effective_group, replay
+from autoscaler.simulation.spec import PolicySpec, ReplicaModel
 from autoscaler.simulation.trace import Trace
 
 DAY = 86400.0
@@ -114,3 +114,21 @@ def test_predictive_beats_the_baselines_on_a_seasonal_trace():
     assert ours.replica_hours < runs["simplescalevm"].replica_hours
     # and it costs at most a few percent more than the reactive rules it extends
     assert ours.replica_hours < 1.1 * runs["reactive"].replica_hours
+
+
+def test_a_predictive_policy_in_a_config_group_replays_like_the_builtin():
+    """A group read from a config file carries its predictive policy in `policies`: the
+    replay forecasts for it exactly as for the built-in spec's."""
+    tr = Trace("wave", 0.0, 60.0, tuple(5.0 + 10.0 * ((i // 90) % 2) for i in range(2 * 1440)))
+    model = ReplicaModel(per_replica=1.0, boot_delay=120)
+    builtin = baselines.predictive(model)
+    from_config = PolicySpec(
+        "from-config",
+        effective_group(builtin),
+        interval_seconds=builtin.interval_seconds,
+        signal=builtin.signal,
+    )
+    a, b = replay(tr, builtin, model), replay(tr, from_config, model)
+    assert a.timeline == b.timeline
+    # and the forecast matters: without it the reactive rule alone behaves differently
+    assert replay(tr, baselines.reactive(model), model).timeline != a.timeline

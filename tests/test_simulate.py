@@ -56,14 +56,25 @@ def test_load_csv_reads_the_shared_format(tmp_path):
     assert (tr.start, tr.step, tr.demand, tr.name) == (0.0, 60.0, (1.5, 2.0, 0.0), "t")
 
 
-def test_load_csv_rejects_a_wrong_header_and_bad_rows(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,value\n0,1\n60,2\n", ":1: expected the header 't_seconds,demand'"),
+        ("t_seconds,demand\n0,1\n60,x\n", ":3: expected two numbers"),
+        ("t_seconds,demand\n0,1\n60,nan\n", ":3: expected finite t and demand >= 0"),
+        ("t_seconds,demand\n0,1\n\n120,-1\n", ":4: expected finite t and demand >= 0"),
+        ("t_seconds,demand\n0,1\n60,1\n60,2\n", ":4: t_seconds must increase"),
+        ("t_seconds,demand\n", "no data rows"),
+        ("t_seconds,demand\n0,1\n", "at least 2 samples"),
+    ],
+)
+def test_load_csv_rejects_bad_files_naming_the_line(tmp_path, text, message):
+    """The simulator reads traces with the load generator's strict loader."""
     p = tmp_path / "t.csv"
-    p.write_text("time,value\n0,1\n60,2\n")
-    with pytest.raises(ValueError, match="header"):
+    p.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
         load_csv(p)
-    p.write_text("t_seconds,demand\n0,1\n60,x\n")
-    with pytest.raises(ValueError, match=":3: bad row"):
-        load_csv(p)
+    assert str(p) in str(info.value) or "t: a trace" in str(info.value)
 
 
 def test_gaps_and_unusable_values_become_zero_demand():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from autoscaler.config import GroupConfig, PolicyConfig
 from autoscaler.model import Observation, Proposal
-from autoscaler.policies import headroom, target
+from autoscaler.policies import headroom, predictive, target
 
-__all__ = ["propose", "headroom", "target"]
+__all__ = ["propose", "headroom", "predictive", "target"]
 
 
 def propose(policy: PolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
@@ -15,4 +15,7 @@ def propose(policy: PolicyConfig, obs: Observation, group: GroupConfig) -> Propo
         return headroom.propose(policy, obs, group)  # type: ignore[arg-type]
     if policy.type == "target":
         return target.propose(policy, obs, group)  # type: ignore[arg-type]
+    if policy.type == "predictive":
+        # obs.signals holds the forecast `observe` (or the replay) made from the history.
+        return predictive.propose_observed(policy, obs, group)  # type: ignore[arg-type]
     raise ValueError(f"unknown policy type {policy.type!r} for policy {policy.name!r}")

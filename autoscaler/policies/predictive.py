@@ -22,31 +22,22 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autoscaler.config import TargetPolicyConfig
-from autoscaler.model import Proposal
+from autoscaler.config import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
+from autoscaler.model import Observation, Proposal, usable
+
+__all__ = [
+    "PredictivePolicyConfig",
+    "Forecast",
+    "forecast",
+    "history_seconds",
+    "desired_replicas",
+    "propose",
+    "propose_observed",
+    "as_target",
+    "signal_value",
+]
 
 History = Sequence[tuple[float, float]]  # (unix seconds, demand), ascending time
-
-
-@dataclass(frozen=True)
-class PredictivePolicyConfig:
-    """Scale out ahead of the demand forecast `horizon_seconds` ahead.
-
-    `query` returns the group's demand (e.g. requests/s), not a utilization: the live
-    daemon reads its history with a range query (see docs/simulation.md).
-    """
-
-    name: str
-    query: str
-    demand_per_replica: float  # demand one replica serves at 100 % utilization
-    target: float = 0.8  # utilization to provision for, as in the target policy
-    horizon_seconds: float = 180.0  # boot delay + one evaluation interval
-    season_seconds: float = 86400.0
-    seasons: int = 7  # past periods compared; the median of their growth is used
-    level_seconds: float = 900.0  # window of the "recent level"
-    trend_seconds: float = 600.0  # window of the rising-trend fit (0 disables it)
-    max_growth: float = 4.0  # a past season can at most multiply the level by this
-    type: str = "predictive"
 
 
 @dataclass(frozen=True)
@@ -115,6 +106,12 @@ def forecast(
     return Forecast(value=value, seasonal=seasonal, trend=trend, level=level)
 
 
+def history_seconds(cfg: PredictivePolicyConfig) -> float:
+    """How far back `forecast` looks from now: older points never change its result."""
+    seasonal = cfg.seasons * cfg.season_seconds + cfg.level_seconds if cfg.seasons else 0.0
+    return max(cfg.level_seconds, cfg.trend_seconds, seasonal)
+
+
 def desired_replicas(value: float, cfg: PredictivePolicyConfig) -> int:
     # Float noise must not add a replica (same rule as the other policies).
     return max(0, math.ceil(value / (cfg.demand_per_replica * cfg.target) - 1e-9))
@@ -140,8 +137,34 @@ def propose(history: History, now: float, cfg: PredictivePolicyConfig) -> Propos
     return Proposal(cfg.name, desired, reason, "predictive")
 
 
+def propose_observed(cfg: PredictivePolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
+    """The proposal of the live daemon (and the replay), from a forecast already made.
+
+    `obs.signals[cfg.name]` is the forecast demand (in the query's units) that `observe`
+    computed from the query's history; None when the history was missing or failed.
+    The count equals the target-policy form's (`as_target` fed `signal_value` of the
+    healthy count), and it also works with no healthy replica, where a utilization has
+    no meaning and the target form says nothing.
+    """
+    name = cfg.name
+    if not obs.prometheus_ok:
+        return Proposal(name, None, "prometheus query failed", "no_data")
+    value = obs.signals.get(name)
+    if value is None or not usable(value):
+        return Proposal(name, None, f"{name}: no usable forecast ({value})", "no_data")
+    if not cfg.demand_per_replica > 0 or not cfg.target > 0:
+        return Proposal(name, None, "demand_per_replica and target must be > 0", "no_data")
+    desired = desired_replicas(value, cfg)
+    reason = (
+        f"{name} forecast {value:.4g} in {cfg.horizon_seconds:g}s / "
+        f"({cfg.demand_per_replica:g} x {cfg.target:g}) -> {desired}"
+    )
+    return Proposal(name, desired, reason, "predictive")
+
+
 def as_target(cfg: PredictivePolicyConfig) -> TargetPolicyConfig:
-    """The same policy expressed as a target policy, for today's planner.
+    """The same policy expressed as a target policy: the reference `propose_observed` is
+    tested against.
 
     With the signal `signal_value(...)` and zero tolerance, the target policy's
     ceil(current * value / target) equals `desired_replicas(forecast)` exactly.

@@ -10,8 +10,9 @@ except for a failure of the whole call (e.g. cannot reach the API), which raises
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from autoscaler.model import Replica
 

@@ -331,7 +331,8 @@ class OpenStackProvider:
 
     def _resolve(self) -> dict[str, Any]:
         """Flavor, image and network ids (names are looked up once, then cached)."""
-        if self._resolved:
+        # list() and reconcile() cache the network alone: only a full set is done.
+        if "flavor" in self._resolved and "image" in self._resolved:
             return self._resolved
         conn = self.conn
         flavor = conn.compute.find_flavor(self.s.flavor, ignore_missing=False)
@@ -340,7 +341,7 @@ class OpenStackProvider:
         else:
             image_id = conn.image.find_image(self.s.image, ignore_missing=False).id
         net = self._network(conn)
-        self._resolved = {"flavor": flavor.id, "image": image_id, **net}
+        self._resolved.update({"flavor": flavor.id, "image": image_id, **net})
         return self._resolved
 
     def _network(self, conn: Any) -> dict[str, Any]:

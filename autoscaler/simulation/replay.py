@@ -9,7 +9,7 @@ would, from an Observation built like `observe` builds one:
 - metrics: each ACTIVE replica reports `replica_capacity` = per_replica - its share of
   the demand (clipped at 0) and `replica_termination` = 0; booting replicas report none;
 - signals: each target policy's query value is the utilization (see `Signal`), each
-  predictive policy's the utilization its forecast would cause.
+  predictive policy's the forecast of the demand, as `observe` computes it live.
 
 The observed demand is the mean over the last `window_seconds`, like `rate(x[1m])`: a
 reactive policy sees the past, never the tick it is deciding for.
@@ -22,27 +22,14 @@ import math
 import time
 from collections.abc import Sequence
 
-from autoscaler.config import GroupConfig
-from autoscaler.model import Decision, Observation, PlannerState, ReplicaMetrics, ReplicaState
+from autoscaler.config import GroupConfig, PredictivePolicyConfig
+from autoscaler.model import Observation, ReplicaMetrics, ReplicaState
 from autoscaler.planner import initial_state, plan
-from autoscaler.policies.predictive import as_target, forecast, signal_value
+from autoscaler.policies.predictive import forecast
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.sim_provider import SimProvider
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
 from autoscaler.simulation.trace import Trace
-
-_NONE: frozenset[str] = frozenset()
-
-
-class _SimObservation(Observation):
-    """An Observation whose replicas never ask for termination (the sim reports 0 for all).
-
-    `terminating_ids` is then known to be empty; answering it without the scan over the
-    replicas that the planner repeats several times per cycle halves the replay time.
-    """
-
-    def terminating_ids(self) -> frozenset[str]:
-        return _NONE
 
 
 def _seconds(x: float, what: str) -> int:
@@ -73,28 +60,10 @@ def default_initial(trace: Trace, model: ReplicaModel, target: float = 0.8) -> i
 
 
 def effective_group(spec: PolicySpec) -> GroupConfig:
-    """The group the planner sees: predictive policies run as their exact target form."""
+    """The group the planner sees: its policies plus the spec's predictive ones."""
     if not spec.predictive:
         return spec.group
-    extra = tuple(as_target(p) for p in spec.predictive)
-    return dataclasses.replace(spec.group, policies=spec.group.policies + extra)
-
-
-def _hold_scale_in(
-    decision: Decision, new: PlannerState, old: PlannerState, provider: SimProvider
-) -> tuple[Decision, PlannerState]:
-    """Drop scale-in victims, keep deletions of failed replicas (SimpleScaleVM never scales in)."""
-    failed = {r.id for r in provider.replicas() if r.state is ReplicaState.FAILED}
-    keep = tuple(i for i in decision.delete if i in failed)
-    decision = dataclasses.replace(
-        decision,
-        desired=decision.current,
-        delete=keep,
-        direction="hold",
-        code="scale_in_disabled",
-        reason=decision.reason + "; scale-in disabled: hold",
-    )
-    return decision, dataclasses.replace(new, last_scale_down=old.last_scale_down)
+    return dataclasses.replace(spec.group, policies=spec.group.policies + spec.predictive)
 
 
 def replay(
@@ -125,7 +94,8 @@ def replay(
     provider = SimProvider(group.name, model, trace.start, n0)
     state = initial_state(provider.list())
     targets = [p for p in group.policies if p.type == "target"]
-    predictive = spec.predictive
+    # Predictive policies of the spec or of a --config group: both get the forecast.
+    predictive = [p for p in group.policies if isinstance(p, PredictivePolicyConfig)]
     history: list[tuple[float, float]] = []
     history_t: list[float] = []
     tl = Timeline(dt=float(dt))
@@ -162,14 +132,11 @@ def replay(
                 history_t.append(now)
                 for p in predictive:
                     f = forecast(history, now, p, history_t)
-                    signals[p.name] = None if f is None else signal_value(f.value, healthy, p)
-            obs = _SimObservation(
+                    signals[p.name] = None if f is None else f.value
+            obs = Observation(
                 group=group.name, at=now, replicas=replicas, metrics=metrics, signals=signals
             )
-            decision, new_state = plan(group, obs, state, now)
-            if not spec.scale_in and decision.desired < decision.current:
-                decision, new_state = _hold_scale_in(decision, new_state, state, provider)
-            state = new_state
+            decision, state = plan(group, obs, state, now)
             desired = decision.desired
             if decision.delete:
                 deleted = len(provider.delete(decision.delete).succeeded)

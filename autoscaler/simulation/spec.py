@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from autoscaler.config import GroupConfig
-from autoscaler.policies.predictive import PredictivePolicyConfig
+from autoscaler.config import GroupConfig, PredictivePolicyConfig
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,5 @@ class PolicySpec:
     name: str
     group: GroupConfig
     interval_seconds: float = 60.0  # evaluation period of the planner
-    scale_in: bool = True  # False: never remove healthy replicas (SimpleScaleVM)
     signal: Signal = Signal.UTILIZATION
     predictive: tuple[PredictivePolicyConfig, ...] = ()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from autoscaler.traces import load_trace
 
 
 @dataclass(frozen=True)
@@ -57,19 +58,9 @@ def from_points(name: str, points: Sequence[tuple[float, float]]) -> Trace:
 
 
 def load_csv(path: str | Path) -> Trace:
-    """Read a `t_seconds,demand` CSV (the format of ../shared/traces)."""
-    path = Path(path)
-    with path.open(newline="") as f:
-        rows = csv.reader(f)
-        header = next(rows, None)
-        if header is None or [h.strip() for h in header[:2]] != ["t_seconds", "demand"]:
-            raise ValueError(f"{path}: expected a header 't_seconds,demand', got {header}")
-        points: list[tuple[float, float]] = []
-        for lineno, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            try:
-                points.append((float(row[0]), float(row[1])))
-            except (ValueError, IndexError) as e:
-                raise ValueError(f"{path}:{lineno}: bad row {row}: {e}") from None
-    return from_points(path.stem, points)
+    """Read a `t_seconds,demand` CSV (the format of ../shared/traces) as a Trace.
+
+    The file is read by `autoscaler.traces.load_trace`, the loader the load generator
+    and the demo use: errors name the file and line.
+    """
+    return from_points(Path(path).stem, load_trace(path))
