@@ -31,7 +31,7 @@ from autoscaler.logs import FailureLog
 from autoscaler.metrics import REPLICA_STATES, Metrics
 from autoscaler.model import Decision, Observation, PlannerState, Replica, ReplicaState, usable
 from autoscaler.observe import PrometheusReader
-from autoscaler.policies.headroom import capacity_sample, healthy_replicas
+from autoscaler.policies.headroom import capacity_sample, free_capacity
 from autoscaler.providers.base import ActionResult, Provider
 
 log = logging.getLogger(__name__)
@@ -354,18 +354,8 @@ def available_capacity(group: GroupConfig, obs: Observation) -> float | None:
     """Free capacity as the headroom policy counts it; None when it cannot be known."""
     if not obs.prometheus_ok:
         return None
-    total = 0.0
-    known = False
-    for r in healthy_replicas(obs):
-        if r.in_warmup(obs.at, group.warmup_seconds):
-            total += group.replica_capacity
-            known = True
-            continue
-        sample = capacity_sample(obs, r.id)
-        if sample is not None:
-            total += min(sample, group.replica_capacity)
-            known = True
-    return total if known or not healthy_replicas(obs) else None
+    free = free_capacity(obs, group)
+    return free.available if free.known or not free.current else None
 
 
 def _remove(gauge: Any, *labels: str) -> None:

@@ -7,6 +7,7 @@ Also home of the small observation helpers every policy and the planner share, s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from autoscaler.config import GroupConfig, HeadroomPolicyConfig
 from autoscaler.model import Observation, Proposal, Replica, ReplicaMetrics, ReplicaState, usable
@@ -36,20 +37,23 @@ def capacity_sample(obs: Observation, replica_id: str) -> float | None:
     return value if usable(value) else None
 
 
-def propose(policy: HeadroomPolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
-    name = policy.name
-    if not obs.prometheus_ok:
-        return Proposal(name, None, "prometheus query failed", "no_data")
-    slot = group.replica_capacity
-    if not slot > 0:
-        return Proposal(name, None, f"replica_capacity {slot} is not positive", "no_data")
+@dataclass(frozen=True)
+class FreeCapacity:
+    """How the headroom policy counts a group's free capacity."""
 
+    available: float  # usable samples (capped at replica_capacity) + full slots in warm-up
+    current: int  # healthy replicas
+    known: int  # healthy replicas counted (in warm-up or with a usable sample)
+    missing: int  # healthy replicas past warm-up without a usable sample
+    idle: tuple[Replica, ...]  # past warm-up and fully free: the only scale-in candidates
+
+
+def free_capacity(obs: Observation, group: GroupConfig) -> FreeCapacity:
+    slot = group.replica_capacity
     healthy = healthy_replicas(obs)
-    current = len(healthy)
     available = 0.0
-    known = 0
-    missing = 0
-    idle: list[Replica] = []  # past warm-up and fully free: the only scale-in candidates
+    known = missing = 0
+    idle: list[Replica] = []
     for r in healthy:
         if r.in_warmup(obs.at, group.warmup_seconds):
             available += slot  # a new replica is counted as fully free until it reports
@@ -63,8 +67,20 @@ def propose(policy: HeadroomPolicyConfig, obs: Observation, group: GroupConfig) 
         available += min(cap, slot)
         if cap >= slot:
             idle.append(r)
+    return FreeCapacity(available, len(healthy), known, missing, tuple(idle))
 
-    if current > 0 and known == 0:
+
+def propose(policy: HeadroomPolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
+    name = policy.name
+    if not obs.prometheus_ok:
+        return Proposal(name, None, "prometheus query failed", "no_data")
+    slot = group.replica_capacity
+    if not slot > 0:
+        return Proposal(name, None, f"replica_capacity {slot} is not positive", "no_data")
+
+    free = free_capacity(obs, group)
+    available, current, missing, idle = free.available, free.current, free.missing, free.idle
+    if current > 0 and free.known == 0:
         return Proposal(name, None, f"no usable capacity sample from {current} replicas", "no_data")
 
     partial = missing > 0
