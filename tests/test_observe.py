@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from autoscaler.model import Replica, ReplicaState
 from autoscaler.observe import PrometheusReader, history_step
 from autoscaler.policies import propose
 from autoscaler.policies.predictive import forecast, history_seconds
-from tests.harness.prometheus import PrometheusServer, free_port
+from tests.harness.prometheus import PrometheusServer, backfilled, free_port
 
 EXPOSITION = {
     "body": """# TYPE replica_capacity gauge
@@ -194,25 +193,8 @@ def prometheus_with_history(tmp_path_factory) -> Iterator[tuple[PrometheusServer
         lines.append(f'app_demand{{group="a"}} {demand_a(t)} {t}')
         lines.append(f'app_demand{{group="b"}} 5 {t}')
         lines.append(f'app_demand{{group="other"}} 7 {t}')
-    lines.append("# EOF")
-    om = tmp_path_factory.mktemp("om") / "history.om"
-    om.write_text("\n".join(lines) + "\n")
-    server = PrometheusServer(autoscaler="127.0.0.1:1", config_text="global: {}\n")
+    server = backfilled(lines, tmp_path_factory.mktemp("om"))
     try:
-        subprocess.run(
-            [
-                "promtool",
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                str(om),
-                str(server.dir / "data"),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        server.start()
         yield server, base
     finally:
         server.cleanup()

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import math
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from autoscaler.simulation.report import write_timeline
 from autoscaler.simulation.sim_provider import SimProvider
 from autoscaler.simulation.spec import ReplicaModel
 from autoscaler.simulation.trace import Trace, from_points, load_csv
-from tests.harness.prometheus import PrometheusServer
+from tests.harness.prometheus import backfilled
 
 MODEL = ReplicaModel(per_replica=1.0, boot_delay=120)
 
@@ -297,27 +296,8 @@ def prometheus_with_history(tmp_path):
         values[t] = a + b
         lines.append(f'sim_demand{{instance="a"}} {a} {t}')
         lines.append(f'sim_demand{{instance="b"}} {b} {t}')
-    lines.append("# EOF")
-    om = tmp_path / "history.om"
-    om.write_text("\n".join(lines) + "\n")
-    server = PrometheusServer(
-        autoscaler="127.0.0.1:1", config_text="global:\n  scrape_interval: 15s\n"
-    )
+    server = backfilled(lines, tmp_path, config_text="global:\n  scrape_interval: 15s\n")
     try:
-        subprocess.run(
-            [
-                "promtool",
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                str(om),
-                str(server.dir / "data"),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        server.start()
         yield server, start, end, values
     finally:
         server.cleanup()
