@@ -13,12 +13,16 @@ from autoscaler.config import GroupConfig, HeadroomPolicyConfig
 from autoscaler.model import Observation, Proposal, Replica, ReplicaMetrics, ReplicaState, usable
 
 # Float noise must not add a replica: ceil(0.30000000000000004 / 0.1) would be 4.
-_EPSILON = 1e-9
+_RELATIVE_EPSILON = 1e-9
 
 
 def ceil_tolerant(x: float) -> int:
-    """ceil() that ignores float noise just above an integer."""
-    return math.ceil(x - _EPSILON)
+    """ceil() that ignores float noise just above an integer.
+
+    Relative, not absolute: at 3e7 the noise of two orders of the same arithmetic is
+    about 1e-8, which an absolute 1e-9 would read as one more replica.
+    """
+    return math.ceil(x - _RELATIVE_EPSILON * max(1.0, abs(x)))
 
 
 def healthy_replicas(obs: Observation) -> list[Replica]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from autoscaler.config import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
 from autoscaler.model import Observation, Proposal, usable
+from autoscaler.policies.headroom import ceil_tolerant
 
 __all__ = [
     "PredictivePolicyConfig",
@@ -114,7 +115,7 @@ def history_seconds(cfg: PredictivePolicyConfig) -> float:
 
 def desired_replicas(value: float, cfg: PredictivePolicyConfig) -> int:
     # Float noise must not add a replica (same rule as the other policies).
-    return max(0, math.ceil(value / (cfg.demand_per_replica * cfg.target) - 1e-9))
+    return max(0, ceil_tolerant(value / (cfg.demand_per_replica * cfg.target)))
 
 
 def propose(history: History, now: float, cfg: PredictivePolicyConfig) -> Proposal:

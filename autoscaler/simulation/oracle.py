@@ -17,16 +17,16 @@ avoid it either.
 
 from __future__ import annotations
 
-import math
 import time
 
+from autoscaler.policies.headroom import ceil_tolerant
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.spec import ReplicaModel
 from autoscaler.simulation.trace import Trace
 
 
 def need(demand: float, per_replica: float) -> int:
-    return max(0, math.ceil(demand / per_replica - 1e-9))
+    return max(0, ceil_tolerant(demand / per_replica))
 
 
 def oracle(trace: Trace, model: ReplicaModel, dt: int, initial: int, demand: list[float]) -> Run:

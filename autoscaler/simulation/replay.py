@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from autoscaler.config import GroupConfig, PredictivePolicyConfig
 from autoscaler.model import Observation, ReplicaMetrics, ReplicaState
 from autoscaler.planner import initial_state, plan
+from autoscaler.policies.headroom import ceil_tolerant
 from autoscaler.policies.predictive import forecast
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.sim_provider import SimProvider
@@ -56,7 +57,7 @@ def tick_demand(trace: Trace, dt: int) -> list[float]:
 
 def default_initial(trace: Trace, model: ReplicaModel, target: float = 0.8) -> int:
     """Replicas running when the replay starts: enough for the first sample at `target`."""
-    return max(1, math.ceil(trace.demand[0] / (model.per_replica * target) - 1e-9))
+    return max(1, ceil_tolerant(trace.demand[0] / (model.per_replica * target)))
 
 
 def effective_group(spec: PolicySpec) -> GroupConfig:
