@@ -9,7 +9,6 @@ import pytest
 from autoscaler.config import (
     GroupConfig,
     HeadroomPolicyConfig,
-    ProviderConfig,
     ScalingBehavior,
     TargetPolicyConfig,
 )
@@ -21,9 +20,9 @@ from autoscaler.model import (
     ReplicaState,
 )
 from autoscaler.planner import initial_state, plan, step_limit
+from tests import builders
+from tests.builders import NOW, OLD, obs, rep
 
-NOW = 10_000.0
-OLD = NOW - 3600
 FREE = ScalingBehavior()  # no cooldown, no window, no step limit
 CPU = TargetPolicyConfig(name="cpu", query="q", target=100.0)
 MEM = TargetPolicyConfig(name="mem", query="q", target=100.0)
@@ -31,44 +30,12 @@ HEAD = HeadroomPolicyConfig(name="free", min_available=8.0)
 
 
 def group(**kw) -> GroupConfig:
-    base = dict(
-        name="g",
-        provider=ProviderConfig("local"),
-        min=0,
-        max=100,
-        replica_capacity=4.0,
-        policies=(CPU,),
-        scale_up=FREE,
-        scale_down=FREE,
-        warmup_seconds=60.0,
-    )
-    base.update(kw)
-    return GroupConfig(**base)
-
-
-def rep(rid: str, state: ReplicaState = ReplicaState.ACTIVE, created_at: float = OLD) -> Replica:
-    return Replica(id=rid, group="g", state=state, created_at=created_at)
+    """The planner tests' default: one target policy, no damping."""
+    return builders.group(**{"policies": (CPU,), "scale_up": FREE, "scale_down": FREE, **kw})
 
 
 def reps(n: int, prefix: str = "r") -> list[Replica]:
     return [rep(f"{prefix}{i}", created_at=OLD + i) for i in range(n)]
-
-
-def obs(
-    replicas: list[Replica],
-    metrics: dict[str, ReplicaMetrics] | None = None,
-    signals: dict[str, float | None] | None = None,
-    prometheus_ok: bool = True,
-    at: float = NOW,
-) -> Observation:
-    return Observation(
-        group="g",
-        at=at,
-        replicas=tuple(replicas),
-        metrics=metrics or {},
-        signals=signals or {},
-        prometheus_ok=prometheus_ok,
-    )
 
 
 def run(g: GroupConfig, o: Observation, state: PlannerState | None = None):

@@ -9,52 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.config import (
-    GroupConfig,
     HeadroomPolicyConfig,
     PredictivePolicyConfig,
-    ProviderConfig,
     TargetPolicyConfig,
 )
-from autoscaler.model import Observation, Replica, ReplicaMetrics, ReplicaState
+from autoscaler.model import Replica, ReplicaMetrics, ReplicaState
 from autoscaler.policies import headroom, predictive, propose, target
+from tests.builders import NOW, group, obs, rep
 
-NOW = 10_000.0
-OLD = NOW - 3600  # created long ago: past warm-up
 BAD_VALUES = [float("nan"), float("inf"), float("-inf"), -1.0]
-
-
-def group(**kw) -> GroupConfig:
-    base = dict(
-        name="g",
-        provider=ProviderConfig("local"),
-        min=0,
-        max=100,
-        replica_capacity=4.0,
-        policies=(),
-        warmup_seconds=60.0,
-    )
-    base.update(kw)
-    return GroupConfig(**base)
-
-
-def rep(rid: str, state: ReplicaState = ReplicaState.ACTIVE, created_at: float = OLD) -> Replica:
-    return Replica(id=rid, group="g", state=state, created_at=created_at)
-
-
-def obs(
-    replicas: list[Replica],
-    metrics: dict[str, ReplicaMetrics] | None = None,
-    signals: dict[str, float | None] | None = None,
-    prometheus_ok: bool = True,
-) -> Observation:
-    return Observation(
-        group="g",
-        at=NOW,
-        replicas=tuple(replicas),
-        metrics=metrics or {},
-        signals=signals or {},
-        prometheus_ok=prometheus_ok,
-    )
 
 
 def caps(**values: float | None) -> dict[str, ReplicaMetrics]:

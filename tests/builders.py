@@ -1,0 +1,46 @@
+"""Small builders shared by the decision-core tests: one group "g" at a fixed time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autoscaler.config import GroupConfig, ProviderConfig
+from autoscaler.model import Observation, Replica, ReplicaMetrics, ReplicaState
+
+NOW = 10_000.0
+OLD = NOW - 3600  # created long ago: past warm-up
+
+
+def group(**kw: Any) -> GroupConfig:
+    base: dict[str, Any] = dict(
+        name="g",
+        provider=ProviderConfig("local"),
+        min=0,
+        max=100,
+        replica_capacity=4.0,
+        policies=(),
+        warmup_seconds=60.0,
+    )
+    base.update(kw)
+    return GroupConfig(**base)
+
+
+def rep(rid: str, state: ReplicaState = ReplicaState.ACTIVE, created_at: float = OLD) -> Replica:
+    return Replica(id=rid, group="g", state=state, created_at=created_at)
+
+
+def obs(
+    replicas: list[Replica],
+    metrics: dict[str, ReplicaMetrics] | None = None,
+    signals: dict[str, float | None] | None = None,
+    prometheus_ok: bool = True,
+    at: float = NOW,
+) -> Observation:
+    return Observation(
+        group="g",
+        at=at,
+        replicas=tuple(replicas),
+        metrics=metrics or {},
+        signals=signals or {},
+        prometheus_ok=prometheus_ok,
+    )
