@@ -115,7 +115,8 @@ class Controller:
             return None
         finally:
             self.metrics.provider_duration.labels(rt.cfg.name, op).observe(time.monotonic() - start)
-        self.failures.ok(key)
+        if not (isinstance(result, ActionResult) and result.failed):
+            self.failures.ok(key)  # a partial failure is reported by _count_result
         return result
 
     def _count_result(self, rt: GroupRuntime, op: str, res: ActionResult | None) -> None:

@@ -90,6 +90,13 @@ class ProviderContract:
             finally:
                 p.close()
 
+    def test_list_before_first_create_then_create(self, provider, cloud):
+        p = provider()  # the daemon's order: every cycle lists before it acts
+        assert p.list() == []
+        res = p.create(1)
+        assert res.failed == [] and len(res.succeeded) == 1
+        active(p, 1, cloud.settle_seconds)
+
     def test_new_group_is_empty(self, provider):
         assert provider().list() == []
 
