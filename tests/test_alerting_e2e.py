@@ -1,16 +1,16 @@
 """Rules + real Prometheus + real Alertmanager: the autoscaler stops, the alert arrives.
 
-A small real process stands in for the autoscaler: it exposes the contract's heartbeat
-metrics with prometheus_client on a loopback port, can be told to stop succeeding, and is
-then killed. Prometheus runs the project's prometheus.yml and rules; Alertmanager runs the
-shipped alertmanager.yml. The alerts are read from Alertmanager's own API.
+The real daemon (`python -m autoscaler run`) queries one Prometheus for its data, while a
+second one, running the project's prometheus.yml and rules, scrapes the daemon and sends
+alerts to a real Alertmanager running the shipped alertmanager.yml. Stopping the data
+Prometheus makes the daemon stuck (cycles complete, none succeeds); killing the daemon
+makes it gone. The alerts are read from Alertmanager's own API.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.harness.prometheus import PrometheusServer, free_port, wait_http
+from tests.harness.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 AM_BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -28,22 +29,6 @@ pytestmark = pytest.mark.skipif(
     not (shutil.which("prometheus") and AM_BINARY),
     reason="prometheus and prometheus-alertmanager are not installed: run `make setup`",
 )
-
-# One 1-second cycle at a time; while the file `stuck` exists, cycles complete but fail.
-FAKE_AUTOSCALER = """
-import os, sys, time
-from prometheus_client import Counter, Gauge, start_http_server
-port, stuck = int(sys.argv[1]), sys.argv[2]
-heartbeat = Counter("autoscaler_heartbeat", "cycles")
-last = Gauge("autoscaler_last_success_timestamp_seconds", "last success")
-Gauge("autoscaler_interval_seconds", "interval").set(1)
-start_http_server(port, addr="127.0.0.1")
-while True:
-    heartbeat.inc()
-    if not os.path.exists(stuck):
-        last.set(time.time())
-    time.sleep(1)
-"""
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -89,19 +74,6 @@ def alertmanager(workdir: Path) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture
-def fake_autoscaler(workdir: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
-    port = free_port()
-    stuck = workdir / "stuck"
-    proc = subprocess.Popen([sys.executable, "-c", FAKE_AUTOSCALER, str(port), str(stuck)])
-    try:
-        address = f"127.0.0.1:{port}"
-        wait_http(f"http://{address}/metrics")
-        yield proc, address, stuck
-    finally:
-        _stop(proc)
-
-
 def am_alerts(am_url: str) -> dict[str, dict]:
     r = requests.get(f"{am_url}/api/v2/alerts", timeout=5)
     r.raise_for_status()
@@ -119,11 +91,24 @@ def wait_alert(am_url: str, name: str, timeout: float = 90.0) -> dict:
     raise TimeoutError(f"{name} never reached Alertmanager; it has {sorted(seen)}")
 
 
-def test_stuck_then_stopped_autoscaler_alerts_reach_alertmanager(alertmanager, fake_autoscaler):
-    proc, address, stuck = fake_autoscaler
-    with PrometheusServer(
-        autoscaler=address, alertmanager=alertmanager.removeprefix("http://")
-    ) as prom:
+def test_stuck_then_stopped_autoscaler_alerts_reach_alertmanager(alertmanager):
+    data = PrometheusServer(autoscaler="127.0.0.1:1", config_text="global: {}\n").start()
+    idle_group = {  # nothing to scale: the test is about the autoscaler itself
+        "min": 0,
+        "max": 1,
+        "replica_capacity": 1,
+        "policies": [{"type": "headroom", "min_available": 0}],
+    }
+    stack = Stack(
+        groups=lambda run_dir: {
+            "idle": {**idle_group, "provider": {"type": "local", "run_dir": str(run_dir)}}
+        },
+        alertmanager=alertmanager.removeprefix("http://"),
+        extra={"prometheus": {"url": data.url, "timeout_seconds": 1}},
+    )
+    try:
+        stack.start()
+        prom, address = stack.prometheus, f"127.0.0.1:{stack.port}"
         prom.wait_for('autoscaler_heartbeat_total{job="autoscaler"} >= 3', timeout=30)
         # Prometheus really knows this Alertmanager
         want = [f"{alertmanager}/api/v2/alerts"]
@@ -139,8 +124,8 @@ def test_stuck_then_stopped_autoscaler_alerts_reach_alertmanager(alertmanager, f
         for name in ("AutoscalerDown", "AutoscalerHeartbeatMissing", "AutoscalerNoRecentSuccess"):
             assert name not in healthy
 
-        # Cycles keep completing but none succeeds: after 3 intervals (3 s here).
-        stuck.touch()
+        # Its data source gone, cycles keep completing but none succeeds.
+        data.stop()
         alert = wait_alert(alertmanager, "AutoscalerNoRecentSuccess", timeout=60)
         assert alert["labels"] == {
             "alertname": "AutoscalerNoRecentSuccess",
@@ -155,7 +140,7 @@ def test_stuck_then_stopped_autoscaler_alerts_reach_alertmanager(alertmanager, f
 
         # Stopped: its series go stale at the next failed scrape; absent() and up==0 hold
         # for the alerts' 30 s.
-        _stop(proc)
+        stack.kill_autoscaler()
         alert = wait_alert(alertmanager, "AutoscalerHeartbeatMissing")
         assert alert["labels"] == {
             "alertname": "AutoscalerHeartbeatMissing",
@@ -173,3 +158,6 @@ def test_stuck_then_stopped_autoscaler_alerts_reach_alertmanager(alertmanager, f
         assert alert["status"]["state"] == "active"
         down = wait_alert(alertmanager, "AutoscalerDown", timeout=30)
         assert down["labels"]["instance"] == address
+    finally:
+        stack.cleanup()
+        data.cleanup()
