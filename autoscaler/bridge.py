@@ -168,8 +168,7 @@ def sd_target(replica: Replica, group: GroupConfig, config: Config) -> str:
     del config  # the URL depends on the replica and its group only
     if not replica.address:
         raise ValueError(f"replica {replica.id} has no address")
-    # GroupConfig may not have replica_api (older schema): the environment then decides.
-    api = ReplicaApi.from_mapping(getattr(group, "replica_api", None) or {})
+    api = ReplicaApi.from_mapping(group.replica_api)
     return replica_url(replica.address, api)
 
 

@@ -125,6 +125,9 @@ class GroupConfig:
     scale_in_order: str = "oldest"  # tie-break among equally idle victims: oldest | newest
     max_replacements_per_cycle: int = 1  # failed replicas deleted (and so replaced) per cycle
     via_bridge: bool = False  # replicas speak JSON: /sd points Prometheus at the bridge
+    # How the bridge reads these replicas' JSON API (protocol, port, path, capacity_key,
+    # termination_key); unset keys fall back to REPLICA_API_* and SimpleScaleVM's defaults.
+    replica_api: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -598,6 +601,7 @@ def _keys(cls: type, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 PROMETHEUS_KEYS = (*_keys(PrometheusConfig), "password_file")
 TOP_LEVEL_KEYS = _keys(Config)
 GROUP_KEYS = _keys(GroupConfig, without=("name",))
+REPLICA_API_KEYS = ("protocol", "port", "path", "capacity_key", "termination_key")
 BEHAVIOR_KEYS = _keys(ScalingBehavior)
 POLICY_KEYS = {
     "headroom": _keys(HeadroomPolicyConfig),
@@ -812,6 +816,7 @@ class _Checker:
                 _default(GroupConfig, "max_replacements_per_cycle"),
             ),
             "via_bridge": self.get(section, "via_bridge", path, _Bool(), False),
+            "replica_api": self.replica_api(section.get("replica_api", _ABSENT), path),
         }
         for direction in ("scale_up", "scale_down"):
             values[direction] = self.behavior(
@@ -853,6 +858,23 @@ class _Checker:
         problems = registry.check_provider_options(kind, options, path)
         self.errors.extend(problems)
         return None if problems else ProviderConfig(type=kind, options=options)
+
+    def replica_api(self, raw: Any, group_path: str) -> Any:
+        """The bridge's settings for a group's JSON API, checked by the bridge's own parser."""
+        path = _join(group_path, "replica_api")
+        if raw is _ABSENT or raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            self.error(path, f"must be a mapping of {', '.join(REPLICA_API_KEYS)} (got {raw!r})")
+            return _INVALID
+        from autoscaler.bridge import ReplicaApi  # the bridge owns these settings' rules
+
+        try:
+            ReplicaApi.from_mapping(raw, {})  # no environment: the file alone must be valid
+        except ValueError as e:
+            self.error(path, f"{e}; allowed keys: {', '.join(REPLICA_API_KEYS)}")
+            return _INVALID
+        return dict(raw)
 
     def behavior(self, raw: Any, path: str, defaults: ScalingBehavior) -> Any:
         """A scale_up/scale_down block; keys left out keep the group's default for it."""

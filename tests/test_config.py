@@ -154,6 +154,7 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
                 "scale_in_order": "newest",
                 "max_replacements_per_cycle": 0,
                 "via_bridge": True,
+                "replica_api": {"port": 8081, "path": "/status"},
             }
         },
     }
@@ -851,3 +852,23 @@ def test_check_command_exit_codes(tmp_path):
     assert code == 2 and out == "" and f"{broken}:2:1: YAML syntax error" in err
     code, out, err = results["missing"]
     assert code == 2 and f"{tmp_path / 'no.yaml'}: file not found" in err
+
+
+def test_replica_api_is_checked_by_the_bridge_rules():
+    from autoscaler.bridge import ReplicaApi, replica_url
+
+    raw = minimal()
+    raw["groups"]["web"]["replica_api"] = {"port": 9000, "path": "/app/status"}
+    group = parse_config(raw, {}).groups[0]
+    api = ReplicaApi.from_mapping(group.replica_api, {})
+    assert replica_url("10.0.0.5", api) == "http://10.0.0.5:9000/app/status"
+
+    raw["groups"]["web"]["replica_api"] = {"port": "eighty", "colour": "blue"}
+    (err,) = errors_of(raw)
+    assert err.startswith("groups.web.replica_api: ") and "colour" in err
+    raw["groups"]["web"]["replica_api"] = {"port": "eighty"}
+    (err,) = errors_of(raw)
+    assert err.startswith("groups.web.replica_api: ") and "'eighty'" in err
+    raw["groups"]["web"]["replica_api"] = "http://x"
+    (err,) = errors_of(raw)
+    assert "must be a mapping of protocol, port, path" in err
