@@ -25,7 +25,13 @@ import requests
 import yaml
 
 from autoscaler import loadgen, traces
-from autoscaler.prometheus_process import REPO, PrometheusServer, free_port, wait_http
+from autoscaler.prometheus_process import (
+    REPO,
+    PrometheusServer,
+    free_port,
+    stop_process,
+    wait_http,
+)
 
 DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
 DEFAULT_TRACE = REPO.parent / "shared" / "traces" / "azure_llm_conv_2023-11-16_1s.csv"
@@ -140,9 +146,8 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping: load, autoscaler, replicas, Prometheus")
         if gen is not None:
             gen.stop(wait_seconds=2)
-        if daemon is not None and daemon.poll() is None:
-            daemon.terminate()
-            daemon.wait(15)
+        if daemon is not None:
+            stop_process(daemon, timeout=15)
         _stop_replicas(config_path)
         prometheus.cleanup()
 

@@ -69,6 +69,20 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
+def _clamp_noted(
+    desired: int, low: int, high: int, label: str, details: list[str], notes: list[str]
+) -> tuple[int, str | None]:
+    """Clamp to [low, high]; when that changes the count, explain it and return the code."""
+    clamped = _clamp(desired, low, high)
+    if clamped == desired:
+        return desired, None
+    code = "min" if desired < low else "max"
+    note = f"{label} {desired} -> {clamped} ({code} {low if code == 'min' else high})"
+    details.append(note)
+    notes.append(note)
+    return clamped, code
+
+
 def _remaining(cooldown: float, since: float | None, now: float) -> float:
     """Seconds of cooldown left; a timestamp in the future counts as 'just now'."""
     if since is None or cooldown <= 0:
@@ -170,13 +184,8 @@ def plan(
         )
 
     # 2. clamp to [min, max]
-    clamped = _clamp(desired, low, high)
-    if clamped != desired:
-        code = "min" if clamped == low and desired < low else "max"
-        note = f"clamped {desired} -> {clamped} ({code} {low if code == 'min' else high})"
-        details.append(note)
-        notes.append(note)
-    desired = clamped
+    desired, clamp_code = _clamp_noted(desired, low, high, "clamped", details, notes)
+    code = clamp_code or code
 
     # 3. stabilization windows
     stabilized, history, note = _stabilize(group, state, desired, current, now)
@@ -235,13 +244,8 @@ def plan(
             notes.append(note)
 
     # 8. min/max are hard limits that no damping step may keep us out of
-    final = _clamp(desired, low, high)
-    if final != desired:
-        code = "min" if final == low and desired < low else "max"
-        note = f"hard limit: {desired} -> {final} ({code} {low if code == 'min' else high})"
-        details.append(note)
-        notes.append(note)
-    desired = final
+    desired, clamp_code = _clamp_noted(desired, low, high, "hard limit:", details, notes)
+    code = clamp_code or code
 
     # 9. victims
     terminating = obs.terminating_ids()

@@ -39,6 +39,18 @@ def wait_http(url: str, timeout: float = 15.0) -> None:
     raise TimeoutError(f"{url} not ready after {timeout}s: {last}")
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class PrometheusServer:
     """A Prometheus process with the project's own prometheus.yml, 1 s scrape interval."""
 
@@ -93,13 +105,8 @@ class PrometheusServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()

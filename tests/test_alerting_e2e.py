@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness.prometheus import PrometheusServer, free_port, wait_http
+from tests.harness.prometheus import PrometheusServer, free_port, stop_process, wait_http
 from tests.harness.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,16 +29,6 @@ pytestmark = pytest.mark.skipif(
     not (shutil.which("prometheus") and AM_BINARY),
     reason="prometheus and prometheus-alertmanager are not installed: run `make setup`",
 )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -70,7 +60,7 @@ def alertmanager(workdir: Path) -> Iterator[str]:
         wait_http(f"{url}/-/ready")
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
         log.close()
 
 

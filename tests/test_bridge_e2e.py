@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from autoscaler.loadgen import LoadGenerator, constant
-from tests.harness.prometheus import REPO, free_port, wait_http
+from tests.harness.prometheus import REPO, free_port, stop_process, wait_http
 from tests.harness.stack import Stack, local_group
 
 pytestmark = pytest.mark.timeout(240)
@@ -38,12 +38,7 @@ def bridge_address() -> Iterator[str]:
         wait_http(f"http://{address}/healthz")
         yield address
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _bridge_replicas(stack: Stack) -> list[str]:

@@ -3,9 +3,15 @@
 import subprocess
 from pathlib import Path
 
-from autoscaler.prometheus_process import REPO, PrometheusServer, free_port, wait_http
+from autoscaler.prometheus_process import (
+    REPO,
+    PrometheusServer,
+    free_port,
+    stop_process,
+    wait_http,
+)
 
-__all__ = ["REPO", "PrometheusServer", "backfilled", "free_port", "wait_http"]
+__all__ = ["REPO", "PrometheusServer", "backfilled", "free_port", "stop_process", "wait_http"]
 
 
 def backfilled(
