@@ -93,15 +93,13 @@ def test_demand_fall_removes_idle_replicas_after_stabilization_keeps_busy() -> N
             s.wait("3 replicas reporting", lambda: _reporting(s, name, 3), 60)
         oldest = min(s.group(name)["replicas"], key=lambda r: r["created_at"])["id"]
         with _load(s, 2.0):  # 1 busy slot, packed onto the first (oldest) replica
-            s.prometheus.wait_for(
-                f'sum(replica_capacity{{group="{name}"}}) >= 8', timeout=30
-            )  # surplus of at least one idle replica is visible
-            surplus_seen = time.monotonic()
-            before = len(s.replica_ids(name))
-            s.wait("an idle replica removed", lambda: len(s.replica_ids(name)) < before, 60)
-            waited = time.monotonic() - surplus_seen
-            # The dip must persist for the whole window (1 s of slack for scrape alignment).
-            assert waited >= window - 1.5, f"removed after {waited:.1f}s, window is {window}s"
+            # Timed on the autoscaler's own clock: the cycle of its first recommendation
+            # below the current count, and the cycle of its first scale-down.
+            first_low, first_down = _watch_scale_in(s, name, timeout=90)
+            waited = first_down - first_low
+            # A dip must persist for the whole window before anything is removed
+            # (one interval of slack: the window is measured between cycle times).
+            assert waited >= window - s.interval, f"removed after {waited:.1f}s, window {window}s"
             s.wait("settled at 2 replicas", lambda: len(s.replica_ids(name)) == 2, 60)
             time.sleep(4 * s.interval)
             ids = s.replica_ids(name)
@@ -109,6 +107,29 @@ def test_demand_fall_removes_idle_replicas_after_stabilization_keeps_busy() -> N
             assert oldest in ids, "the busy replica was removed instead of an idle one"
         downs = s.metric("autoscaler_decisions_total", {"group": name, "direction": "down"})
         assert downs >= 1
+
+
+def _watch_scale_in(s: Stack, name: str, timeout: float) -> tuple[float, float]:
+    """Decision times (autoscaler clock) of the first low recommendation and first scale-down.
+
+    /status is polled several times per cycle so no cycle's decision is missed.
+    """
+    first_low: float | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            d = s.group(name)["decision"]
+        except (requests.RequestException, KeyError, ValueError):
+            d = None
+        if d:
+            wanted = [p["desired"] for p in d["proposals"] if p["desired"] is not None]
+            if first_low is None and wanted and max(wanted) < d["current"]:
+                first_low = d["at"]
+            if d["direction"] == "down":
+                assert first_low is not None, f"scaled down with no low recommendation: {d}"
+                return first_low, d["at"]
+        time.sleep(0.2)
+    raise AssertionError(f"no scale-down within {timeout}s\n{s.log_text()[-3000:]}")
 
 
 def test_replica_asking_for_termination_is_removed_and_replaced() -> None:
