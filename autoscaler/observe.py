@@ -47,12 +47,6 @@ log = logging.getLogger(__name__)
 FailureHook = Callable[[str, str], None]
 
 
-@dataclass
-class QueryOutcome:
-    ok: bool = True
-    errors: list[str] = field(default_factory=list)
-
-
 # Prometheus refuses range queries of more than 11,000 points per series; stay below.
 MAX_RANGE_POINTS = 10_000
 MIN_HISTORY_STEP = 60  # seconds: finer than a minute buys the forecast nothing
@@ -134,6 +128,15 @@ def _latest_samples(series: Iterable[Mapping]) -> dict[tuple[str, str], tuple[fl
     return out
 
 
+def _series_group(series: Mapping, result: Sequence[Mapping], askers: Sequence[str]) -> str | None:
+    """The group a result series belongs to: its `group` label, or, for a lone unlabelled
+    series, the one group that asked the query."""
+    group = series.get("metric", {}).get("group")
+    if group is None and len(result) == 1 and len(set(askers)) == 1:
+        return askers[0]
+    return group
+
+
 def _to_float(raw: object) -> float:
     try:
         return float(raw)  # Prometheus encodes NaN/+Inf/-Inf as strings float() understands
@@ -154,13 +157,11 @@ class PrometheusReader:
         self.queries_last_cycle = 0
         self.history_points_last_cycle = 0  # points received by range queries
         self.histories: dict[str, QueryHistory] = {}  # predictive query -> its cache
-        self.last_errors: list[str] = []
 
     def _query(
         self,
         name: str,
         expr: str,
-        outcome: QueryOutcome,
         span: tuple[float, float, int] | None = None,
     ) -> list[dict] | None:
         """An instant query, or with `span` = (start, end, step) a range query."""
@@ -180,10 +181,7 @@ class PrometheusReader:
                 timeout=self.cfg.timeout_seconds,
             )
         except (requests.RequestException, PrometheusApiClientException, OSError, ValueError) as e:
-            err = f"{type(e).__name__}: {_short(str(e))}"
-            outcome.ok = False
-            outcome.errors.append(f"{name}: {err}")
-            self.on_failure(name, err)
+            self.on_failure(name, f"{type(e).__name__}: {_short(str(e))}")
             return None
 
     def _history(
@@ -192,7 +190,6 @@ class PrometheusReader:
         policies: Sequence[PredictivePolicyConfig],
         askers: Sequence[str],
         now: float,
-        outcome: QueryOutcome,
     ) -> QueryHistory | None:
         """The query's history up to `now`, updated with one range query; None on failure.
 
@@ -207,16 +204,13 @@ class PrometheusReader:
             h = QueryHistory(step)  # new, re-stepped, or the clock went back: start over
             self.histories[expr] = h
         start = oldest if h.end is None or h.end < oldest else h.end
-        res = self._query("predictive", expr, outcome, (start, end, step))
+        res = self._query("predictive", expr, (start, end, step))
         if res is None:
             return None
         fetched: dict[str, dict[float, float]] = {}
         wanted = set(askers)
         for s in res:
-            group = s.get("metric", {}).get("group")
-            # A single unlabelled series answers for the one group that asked the query.
-            if group is None and len(res) == 1 and len(askers) == 1:
-                group = askers[0]
+            group = _series_group(s, res, askers)
             if group not in wanted:
                 continue  # unlabelled, or a group nobody here scales: not worth memory
             into = fetched.setdefault(group, {})
@@ -259,37 +253,30 @@ class PrometheusReader:
         """One Observation per group in `replicas` (groups whose listing failed are absent)."""
         self.queries_last_cycle = 0
         self.history_points_last_cycle = 0
-        outcome = QueryOutcome()
         window = max((g.stale_after_seconds for g in groups), default=30.0)
         # Range selectors give each sample's own timestamp, which staleness needs.
         w = f"{max(1, math.ceil(window))}s"
-        cap = self._query("capacity", f"{self.capacity_metric}[{w}]", outcome)
-        term = self._query("termination", f"{self.termination_metric}[{w}]", outcome)
+        cap = self._query("capacity", f"{self.capacity_metric}[{w}]")
+        term = self._query("termination", f"{self.termination_metric}[{w}]")
         capacity = _latest_samples(cap or [])
         termination = _latest_samples(term or [])
         prometheus_ok = cap is not None and term is not None
 
+        target_askers: dict[str, list[str]] = {}  # query -> groups asking it
+        for g in groups:
+            for p in g.policies:
+                if isinstance(p, TargetPolicyConfig):
+                    target_askers.setdefault(p.query, []).append(g.name)
         signals: dict[str, dict[str, float]] = {}  # query -> group -> value
-        for expr in sorted(
-            {p.query for g in groups for p in g.policies if isinstance(p, TargetPolicyConfig)}
-        ):
-            res = self._query("target", expr, outcome)
+        for expr in sorted(target_askers):
+            res = self._query("target", expr)
             if res is None:
                 continue
             by_group: dict[str, float] = {}
             for s in res:
-                group = s.get("metric", {}).get("group")
+                group = _series_group(s, res, target_askers[expr])
                 if group is not None and "value" in s:
                     by_group[group] = _to_float(s["value"][1])
-            # A single unlabelled series answers for the one group that asked the query.
-            askers = [
-                g.name
-                for g in groups
-                for p in g.policies
-                if isinstance(p, TargetPolicyConfig) and p.query == expr
-            ]
-            if not by_group and len(res) == 1 and len(askers) == 1 and "value" in res[0]:
-                by_group[askers[0]] = _to_float(res[0]["value"][1])
             signals[expr] = by_group
 
         histories: dict[str, QueryHistory | None] = {}
@@ -301,7 +288,7 @@ class PrometheusReader:
         for expr in sorted(predictive):
             users = predictive[expr]
             askers = sorted({name for name, _ in users})
-            histories[expr] = self._history(expr, [p for _, p in users], askers, now, outcome)
+            histories[expr] = self._history(expr, [p for _, p in users], askers, now)
         for expr in set(self.histories) - set(predictive):
             del self.histories[expr]  # no longer asked for: free it
 
@@ -332,7 +319,6 @@ class PrometheusReader:
                 signals=group_signals,
                 prometheus_ok=prometheus_ok,
             )
-        self.last_errors = outcome.errors
         return out
 
 
