@@ -49,6 +49,7 @@ class GroupRuntime:
     replicas: list[Replica] | None = None
     observation: Observation | None = None
     decision: Decision | None = None
+    available: float | None = None  # free capacity of the last observation, if known
     acting: Future[None] | None = None  # an action still running from an earlier cycle
 
 
@@ -252,7 +253,7 @@ class Controller:
                 m.policy_signal.labels(g, name).set(value)  # type: ignore[arg-type]
             else:
                 _remove(m.policy_signal, g, name)
-        available = available_capacity(rt.cfg, obs)
+        available = rt.available = available_capacity(rt.cfg, obs)
         if available is None:
             _remove(m.available, g)
         else:
@@ -291,7 +292,7 @@ class Controller:
                 else {
                     "at": obs.at,
                     "prometheus_ok": obs.prometheus_ok,
-                    "available_capacity": available_capacity(rt.cfg, obs),
+                    "available_capacity": rt.available,
                     "signals": {k: _json_number(v) for k, v in obs.signals.items()},
                     "replicas_reporting": sum(
                         1 for v in obs.metrics.values() if v.capacity is not None
