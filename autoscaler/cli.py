@@ -13,15 +13,15 @@ from collections.abc import Sequence
 
 # name -> (module, add_arguments function, run function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "run": ("autoscaler.daemon", "add_arguments", "run", "run the autoscaler daemon"),
+    "run": ("autoscaler.runtime.daemon", "add_arguments", "run", "run the autoscaler daemon"),
     "check": (
-        "autoscaler.config_check",
+        "autoscaler.runtime.check_command",
         "add_arguments",
         "run",
         "validate a configuration file without touching anything (exit 2 on errors)",
     ),
     "once": (
-        "autoscaler.daemon",
+        "autoscaler.runtime.daemon",
         "add_once_arguments",
         "once",
         "run one cycle and print each group's decision as JSON",
@@ -33,19 +33,19 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "replay a demand trace or a Prometheus range query through the planner",
     ),
     "bridge": (
-        "autoscaler.bridge",
+        "autoscaler.bridge.server",
         "add_arguments",
         "run",
         "serve /probe?target=URL: JSON replica APIs as Prometheus metrics",
     ),
     "loadgen": (
-        "autoscaler.loadgen",
+        "autoscaler.demo.loadgen",
         "add_arguments",
         "run",
         "send HTTP load to the demo replicas following a demand curve",
     ),
     "demo": (
-        "autoscaler.demo",
+        "autoscaler.demo.demo",
         "add_arguments",
         "run",
         "Prometheus + autoscaler + local replicas + load, with a live line per cycle",

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from autoscaler import baselines
+from autoscaler.simulation import baselines
 from autoscaler.simulation.oracle import oracle
 from autoscaler.simulation.replay import default_initial, replay, tick_demand, tick_seconds
 from autoscaler.simulation.run import Summary

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoscaler.config import GroupConfig, ProviderConfig
-from autoscaler.model import Observation, Replica, ReplicaMetrics, ReplicaState
+from autoscaler.core.model import Observation, Replica, ReplicaMetrics, ReplicaState
+from autoscaler.core.spec import GroupConfig, ProviderConfig
 
 NOW = 10_000.0
 OLD = NOW - 3600  # created long ago: past warm-up

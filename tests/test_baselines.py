@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from autoscaler import baselines
+from autoscaler.simulation import baselines
 from autoscaler.simulation.replay import replay
 from autoscaler.simulation.spec import ReplicaModel
 from autoscaler.simulation.trace import Trace

@@ -14,8 +14,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler import bridge, jsonpath
-from autoscaler.bridge import (
+from autoscaler.bridge import jsonpath
+from autoscaler.bridge import server as bridge
+from autoscaler.bridge.server import (
     Bridge,
     BridgeSettings,
     Extraction,
@@ -292,7 +293,7 @@ def test_timeout_bounds_a_dripping_replica(replica):
 
 
 def test_secrets_in_target_never_reach_the_answer(replica, bridge_url, caplog):
-    caplog.set_level("INFO", logger="autoscaler.bridge")
+    caplog.set_level("INFO", logger="autoscaler.bridge.server")
     r = requests.get(
         f"{bridge_url}/probe",
         params={"target": f"http://user:s3cret@{replica}/not-json?token=t0ken"},

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from autoscaler.loadgen import LoadGenerator, constant
+from autoscaler.demo.loadgen import LoadGenerator, constant
 from tests.harness.prometheus import REPO, free_port, stop_process, wait_http
 from tests.harness.stack import Stack, local_group
 

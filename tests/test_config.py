@@ -15,22 +15,17 @@ from typing import Any
 import pytest
 import yaml
 
-from autoscaler import config_check
-from autoscaler.config import (
-    REDACTED,
-    ConfigError,
+from autoscaler.config import REDACTED, ConfigError, PrometheusConfig, parse_host_port, redacted
+from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
     PredictivePolicyConfig,
-    PrometheusConfig,
     ScalingBehavior,
     TargetPolicyConfig,
-    load_config,
-    parse_config,
-    parse_host_port,
-    redacted,
 )
 from autoscaler.providers import registry
+from autoscaler.providers.registry import load_config, parse_config
+from autoscaler.runtime import check_command as config_check
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cr3t-hunter2"
@@ -839,7 +834,7 @@ def test_check_command_exit_codes(tmp_path):
     results = {}
     for name, path in {"valid": valid, "syntax": broken, "missing": tmp_path / "no.yaml"}.items():
         proc = subprocess.run(
-            [sys.executable, "-m", "autoscaler.config_check", str(path)],
+            [sys.executable, "-m", "autoscaler.runtime.check_command", str(path)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -855,7 +850,7 @@ def test_check_command_exit_codes(tmp_path):
 
 
 def test_replica_api_is_checked_by_the_bridge_rules():
-    from autoscaler.bridge import ReplicaApi, replica_url
+    from autoscaler.bridge.server import ReplicaApi, replica_url
 
     raw = minimal()
     raw["groups"]["web"]["replica_api"] = {"port": 9000, "path": "/app/status"}

@@ -15,19 +15,14 @@ from collections.abc import Iterator, Sequence
 import pytest
 import requests
 
-from autoscaler import logs
-from autoscaler.config import (
-    Config,
-    GroupConfig,
-    HeadroomPolicyConfig,
-    PrometheusConfig,
-    ProviderConfig,
-)
-from autoscaler.controller import Controller
-from autoscaler.exporter import SharedState, serve
-from autoscaler.metrics import Metrics
-from autoscaler.model import Replica, ReplicaState
+from autoscaler.config import Config, PrometheusConfig
+from autoscaler.core.model import Replica, ReplicaState
+from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig, ProviderConfig
 from autoscaler.providers.base import ActionResult
+from autoscaler.runtime import logs
+from autoscaler.runtime.controller import Controller
+from autoscaler.runtime.exporter import SharedState, serve
+from autoscaler.runtime.metrics import Metrics
 from tests.harness.prometheus import PrometheusServer, free_port
 
 SECRET = "hunter2-very-secret"

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from autoscaler.config import Config, PrometheusConfig
-from autoscaler.metrics import Metrics
+from autoscaler.runtime.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "grafana" / "dashboards"

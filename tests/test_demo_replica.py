@@ -26,7 +26,7 @@ def running_replica(
     """A demo replica process; killed at the end whatever happens."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "autoscaler.demo_replica", "--port", str(port),
+        sys.executable, "-m", "autoscaler.demo.replica", "--port", str(port),
         "--slots", str(slots), "--work-seconds", str(work),
         "--replica-id", "r1", "--group", "g", *extra,
     ]  # fmt: skip
@@ -143,7 +143,7 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero():
 
 def test_bad_arguments_are_refused():
     out = subprocess.run(
-        [sys.executable, "-m", "autoscaler.demo_replica", "--port", "1", "--slots", "0"],
+        [sys.executable, "-m", "autoscaler.demo.replica", "--port", "1", "--slots", "0"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from autoscaler import promconfig
 from autoscaler.cli import COMMANDS
-from autoscaler.config import load_config
+from autoscaler.providers.registry import load_config
+from autoscaler.testing import promconfig
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"

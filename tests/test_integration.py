@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from autoscaler.loadgen import LoadGenerator, constant
+from autoscaler.demo.loadgen import LoadGenerator, constant
 from tests.harness.stack import Stack, local_group
 
 pytestmark = pytest.mark.timeout(240)

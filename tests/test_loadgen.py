@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler import loadgen, traces
-from autoscaler.loadgen import LoadGenerator, ramp_spike_fall, sd_targets
+from autoscaler.demo import loadgen
+from autoscaler.demo.loadgen import LoadGenerator, ramp_spike_fall, sd_targets
+from autoscaler.simulation import traces
 from tests.test_demo_replica import metric, running_replica
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
@@ -257,7 +258,7 @@ def test_cli_trace_pattern_and_errors(capsys, tmp_path):
 
 def test_first_balance_fills_targets_in_order() -> None:
     """`first` sends to the first target until it has `slots_per_target` in flight."""
-    from autoscaler.loadgen import LoadGenerator
+    from autoscaler.demo.loadgen import LoadGenerator
 
     gen = LoadGenerator(lambda t: 0.0, lambda: [], balance="first", slots_per_target=2)
     targets = ["a:1", "b:2", "c:3"]

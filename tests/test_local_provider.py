@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.config import Config, GroupConfig, PrometheusConfig, ProviderConfig
-from autoscaler.model import ReplicaState
+from autoscaler.config import Config, PrometheusConfig
+from autoscaler.core.model import ReplicaState
+from autoscaler.core.spec import GroupConfig, ProviderConfig
 from autoscaler.providers import local
 from autoscaler.providers.local import LocalOptions, LocalProvider, process_start_time
 
@@ -129,7 +130,7 @@ def test_building_until_port_answers(tmp_path, group):
         """
         import sys, time
         time.sleep(2)
-        from autoscaler.demo_replica import main
+        from autoscaler.demo.replica import main
         sys.exit(main(sys.argv[1:]))
         """
     )
@@ -316,7 +317,7 @@ def test_command_placeholders(tmp_path, group):
         group,
     ]
     default = make(tmp_path, group, slots=3, work_seconds=0.5)._command("x", 99)
-    assert default[:3] == [PY, "-m", "autoscaler.demo_replica"]
+    assert default[:3] == [PY, "-m", "autoscaler.demo.replica"]
     assert default[default.index("--slots") + 1] == "3"
 
 

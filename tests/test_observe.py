@@ -12,19 +12,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from autoscaler.config import (
-    Config,
+from autoscaler.config import Config, PrometheusConfig
+from autoscaler.core.model import Replica, ReplicaState
+from autoscaler.core.policies import propose
+from autoscaler.core.policies.predictive import forecast, history_seconds
+from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
     PredictivePolicyConfig,
-    PrometheusConfig,
     ProviderConfig,
     TargetPolicyConfig,
 )
-from autoscaler.model import Replica, ReplicaState
-from autoscaler.observe import PrometheusReader, history_step
-from autoscaler.policies import propose
-from autoscaler.policies.predictive import forecast, history_seconds
+from autoscaler.observe.prometheus import PrometheusReader, history_step
 from tests.harness.prometheus import PrometheusServer, backfilled, free_port
 
 EXPOSITION = {

@@ -6,20 +6,20 @@ import dataclasses
 
 import pytest
 
-from autoscaler.config import (
-    GroupConfig,
-    HeadroomPolicyConfig,
-    ScalingBehavior,
-    TargetPolicyConfig,
-)
-from autoscaler.model import (
+from autoscaler.core.model import (
     Observation,
     PlannerState,
     Replica,
     ReplicaMetrics,
     ReplicaState,
 )
-from autoscaler.planner import initial_state, plan, step_limit
+from autoscaler.core.planner import initial_state, plan, step_limit
+from autoscaler.core.spec import (
+    GroupConfig,
+    HeadroomPolicyConfig,
+    ScalingBehavior,
+    TargetPolicyConfig,
+)
 from tests import builders
 from tests.builders import NOW, OLD, obs, rep
 

@@ -12,14 +12,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoscaler.config import (
-    GroupConfig,
-    HeadroomPolicyConfig,
-    ProviderConfig,
-    ScalingBehavior,
-    TargetPolicyConfig,
-)
-from autoscaler.model import (
+from autoscaler.core.model import (
     Decision,
     Observation,
     PlannerState,
@@ -27,7 +20,14 @@ from autoscaler.model import (
     ReplicaMetrics,
     ReplicaState,
 )
-from autoscaler.planner import plan
+from autoscaler.core.planner import plan
+from autoscaler.core.spec import (
+    GroupConfig,
+    HeadroomPolicyConfig,
+    ProviderConfig,
+    ScalingBehavior,
+    TargetPolicyConfig,
+)
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEQUENCE_SETTINGS = settings(SETTINGS, max_examples=100)  # each example runs several cycles

@@ -8,13 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscaler.config import (
-    HeadroomPolicyConfig,
-    PredictivePolicyConfig,
-    TargetPolicyConfig,
-)
-from autoscaler.model import Replica, ReplicaMetrics, ReplicaState
-from autoscaler.policies import headroom, predictive, propose, target
+from autoscaler.core.model import Replica, ReplicaMetrics, ReplicaState
+from autoscaler.core.policies import headroom, predictive, propose, target
+from autoscaler.core.spec import HeadroomPolicyConfig, PredictivePolicyConfig, TargetPolicyConfig
 from tests.builders import NOW, group, obs, rep
 
 BAD_VALUES = [float("nan"), float("inf"), float("-inf"), -1.0]

@@ -6,11 +6,9 @@ import math
 
 import pytest
 
-from autoscaler import baselines
-from autoscaler.config import GroupConfig, ProviderConfig
-from autoscaler.model import Observation, Replica, ReplicaState
-from autoscaler.policies import target
-from autoscaler.policies.predictive import (
+from autoscaler.core.model import Observation, Replica, ReplicaState
+from autoscaler.core.policies import target
+from autoscaler.core.policies.predictive import (
     PredictivePolicyConfig,
     as_target,
     desired_replicas,
@@ -18,6 +16,8 @@ from autoscaler.policies.predictive import (
     propose,
     signal_value,
 )
+from autoscaler.core.spec import GroupConfig, ProviderConfig
+from autoscaler.simulation import baselines
 from autoscaler.simulation.replay import effective_group, replay
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel
 from autoscaler.simulation.trace import Trace

@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from autoscaler.loadgen import LoadGenerator, constant
+from autoscaler.demo.loadgen import LoadGenerator, constant
 from tests.harness.prometheus import PrometheusServer, wait_http
 from tests.harness.stack import Stack, local_group
 from tests.test_dashboards import dashboard_docs, dashboard_exprs, metric_names, rule_exprs

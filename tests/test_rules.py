@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autoscaler import promconfig
+from autoscaler.testing import promconfig
 
 REPO = Path(__file__).resolve().parents[1]
 RULE_FILES = sorted((REPO / "rules").glob("*.yml"))

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoscaler import baselines, simulation
+from autoscaler import simulation
+from autoscaler.simulation import baselines
 from autoscaler.simulation.backtest import parse_time, range_trace
 from autoscaler.simulation.oracle import oracle
 from autoscaler.simulation.plot import plot

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autoscaler.config import Config, GroupConfig
-from autoscaler.model import Replica, ReplicaState
+from autoscaler.config import Config
+from autoscaler.core.model import Replica, ReplicaState
+from autoscaler.core.spec import GroupConfig
 from autoscaler.providers.base import ActionResult
 
 

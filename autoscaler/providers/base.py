@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from autoscaler.model import Replica
+from autoscaler.core.model import Replica
 
 
 class ProviderError(Exception):

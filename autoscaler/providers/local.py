@@ -1,6 +1,6 @@
 """Local processes as replicas: the embedded default provider (used by `make demo` and tests).
 
-Each replica is one OS process, by default `python -m autoscaler.demo_replica`, listening
+Each replica is one OS process, by default `python -m autoscaler.demo.replica`, listening
 on its own loopback port. The provider keeps no state in memory that matters: every
 replica has a state file `<run_dir>/<group>/<replica_id>.json`, and processes run in
 their own session so they outlive the autoscaler. A restarted autoscaler reads the state
@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoscaler.config import Config, GroupConfig
-from autoscaler.model import Replica, ReplicaState
+from autoscaler.config import Config
+from autoscaler.core.model import Replica, ReplicaState
+from autoscaler.core.spec import GroupConfig
 from autoscaler.providers.base import ActionResult
 
 try:  # advisory lock between two autoscalers sharing a run_dir (Linux always has it)
@@ -235,7 +236,7 @@ class LocalProvider:
     def _command(self, replica_id: str, port: int) -> list[str]:
         o = self.options
         template = list(o.command) if o.command else [
-            sys.executable, "-m", "autoscaler.demo_replica",
+            sys.executable, "-m", "autoscaler.demo.replica",
             "--port", "{port}", "--host", "{host}",
             "--slots", str(o.slots), "--work-seconds", str(o.work_seconds),
             "--replica-id", "{replica_id}", "--group", "{group}",

@@ -13,17 +13,26 @@ provider. Every provider module implements:
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from autoscaler import config
+
 if TYPE_CHECKING:
-    from autoscaler.config import Config, GroupConfig
+    from autoscaler.config import Config
+    from autoscaler.core.spec import GroupConfig
     from autoscaler.providers.base import Provider
 
 __all__ = [
+    "CATALOG",
     "build_provider",
     "check_provider_options",
+    "load_config",
+    "parse_config",
     "provider_types",
     "register",
     "unregister",
@@ -31,7 +40,7 @@ __all__ = [
 
 _PROVIDERS: dict[str, str] = {
     "local": "autoscaler.providers.local",
-    "openstack": "autoscaler.providers.openstack",
+    "openstack": "autoscaler.providers.openstack.provider",
 }
 
 
@@ -78,3 +87,18 @@ def check_provider_options(type_name: str, options: Mapping[str, Any], path: str
 def build_provider(group: GroupConfig, config: Config) -> Provider:
     """The provider for one group of a validated configuration."""
     return _module(group.provider.type).build(group, config)
+
+
+CATALOG: config.ProviderCatalog = sys.modules[__name__]  # type: ignore[assignment]
+
+
+def load_config(path: str | Path, env: Mapping[str, str] = os.environ) -> Config:
+    """`autoscaler.config.load_config` checked against the registered provider types."""
+    return config.load_config(path, env, CATALOG)
+
+
+def parse_config(
+    raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<config>"
+) -> Config:
+    """`autoscaler.config.parse_config` checked against the registered provider types."""
+    return config.parse_config(raw, env, CATALOG, source)

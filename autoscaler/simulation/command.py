@@ -9,8 +9,9 @@ import math
 import sys
 from pathlib import Path
 
-from autoscaler import baselines
-from autoscaler.config import ConfigError, load_config
+from autoscaler.config import ConfigError
+from autoscaler.providers.registry import load_config
+from autoscaler.simulation import baselines
 from autoscaler.simulation.backtest import parse_time, range_trace
 from autoscaler.simulation.oracle import oracle
 from autoscaler.simulation.plot import plot

@@ -22,11 +22,11 @@ import math
 import time
 from collections.abc import Sequence
 
-from autoscaler.config import GroupConfig, PredictivePolicyConfig
-from autoscaler.model import Observation, ReplicaMetrics, ReplicaState
-from autoscaler.planner import initial_state, plan
-from autoscaler.policies.headroom import ceil_tolerant
-from autoscaler.policies.predictive import forecast
+from autoscaler.core.model import Observation, ReplicaMetrics, ReplicaState
+from autoscaler.core.planner import initial_state, plan
+from autoscaler.core.policies.headroom import ceil_tolerant
+from autoscaler.core.policies.predictive import forecast
+from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.sim_provider import SimProvider
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal

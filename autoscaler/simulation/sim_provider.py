@@ -6,7 +6,7 @@ import heapq
 import random
 from collections.abc import Sequence
 
-from autoscaler.model import Replica, ReplicaState
+from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.providers.base import ActionResult
 from autoscaler.simulation.spec import ReplicaModel
 

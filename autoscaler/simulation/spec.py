@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from autoscaler.config import GroupConfig, PredictivePolicyConfig
+from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoscaler.traces import load_trace
+from autoscaler.simulation.traces import load_trace
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def from_points(name: str, points: Sequence[tuple[float, float]]) -> Trace:
 def load_csv(path: str | Path) -> Trace:
     """Read a `t_seconds,demand` CSV (the format of ../shared/traces) as a Trace.
 
-    The file is read by `autoscaler.traces.load_trace`, the loader the load generator
+    The file is read by `autoscaler.simulation.traces.load_trace`, the loader the load generator
     and the demo use: errors name the file and line.
     """
     return from_points(Path(path).stem, load_trace(path))

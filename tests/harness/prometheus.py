@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from autoscaler.prometheus_process import (
+from autoscaler.testing.prometheus import (
     REPO,
     PrometheusServer,
     free_port,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from autoscaler.model import Replica, ReplicaState
-from autoscaler.providers import openstack
+from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.providers.base import ProviderError
+from autoscaler.providers.openstack import provider as openstack
 
 _group_ids = itertools.count(1)
 

@@ -6,7 +6,7 @@ What runs, all on loopback:
 - a real Prometheus (1 s scrapes) whose replica targets come from a file_sd file;
 - the real daemon, `python -m autoscaler run`, with an `openstack` group;
 - a "metrics sidecar" thread standing for the software inside each VM: for every ACTIVE
-  server of the group it runs a real `autoscaler.demo_replica` process on a free loopback
+  server of the group it runs a real `autoscaler.demo.replica` process on a free loopback
   port, and writes the file_sd targets labelled {group, replica=<server id>};
 - real HTTP load (autoscaler/loadgen.py) on those processes.
 
@@ -32,7 +32,7 @@ import pytest
 import requests
 import yaml
 
-from autoscaler.loadgen import LoadGenerator, constant
+from autoscaler.demo.loadgen import LoadGenerator, constant
 from tests.harness.prometheus import REPO, PrometheusServer, free_port, wait_http
 from tests.openstack.real_nova import SKIP_REASON, RealOpenStack, nova_installed
 
@@ -92,7 +92,7 @@ class ReplicaProcess:
                 [
                     sys.executable,
                     "-m",
-                    "autoscaler.demo_replica",
+                    "autoscaler.demo.replica",
                     "--port",
                     str(self.port),
                     "--slots",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.model import ReplicaState
-from autoscaler.providers import openstack
+from autoscaler.core.model import ReplicaState
 from autoscaler.providers.base import ProviderError
+from autoscaler.providers.openstack import provider as openstack
 from tests.openstack.contract import active, wait_for
 from tests.openstack.emulator import Fault, OpenStackEmulator
 
@@ -215,7 +215,7 @@ def test_deleting_servers_are_not_counted(emu):
 # ------------------------------------------------------- killed between create/list
 KILLED_CREATE = """
 import json, os, sys
-from autoscaler.providers import openstack
+from autoscaler.providers.openstack import provider as openstack
 options = json.loads(os.environ["OPTIONS"])
 p = openstack.OpenStackProvider(openstack.Settings.from_options("web", options))
 print("creating", flush=True)

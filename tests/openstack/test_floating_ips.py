@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.providers import openstack
-from autoscaler.providers.openstack_floating_ips import plan_moves
+from autoscaler.providers.openstack import provider as openstack
+from autoscaler.providers.openstack.floating_ips import plan_moves
 from tests.openstack.contract import active
 from tests.openstack.emulator import OpenStackEmulator
 

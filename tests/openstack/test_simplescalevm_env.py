@@ -8,9 +8,10 @@ import os
 
 import pytest
 
-from autoscaler.config import ConfigError, HeadroomPolicyConfig, redacted
+from autoscaler.compat.simplescalevm import config_from_env, looks_like_simplescalevm, raw_config
+from autoscaler.config import ConfigError, redacted
+from autoscaler.core.spec import HeadroomPolicyConfig
 from autoscaler.providers import registry
-from autoscaler.simplescalevm import config_from_env, looks_like_simplescalevm, raw_config
 from tests.openstack.emulator import OpenStackEmulator
 
 # SimpleScaleVM's .env.template, as its users have it.

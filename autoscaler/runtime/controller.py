@@ -18,21 +18,21 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from autoscaler import planner
-from autoscaler.config import (
-    Config,
+from autoscaler.config import Config
+from autoscaler.core import planner
+from autoscaler.core.model import Decision, Observation, PlannerState, Replica, ReplicaState, usable
+from autoscaler.core.policies.headroom import capacity_sample, free_capacity
+from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
     PredictivePolicyConfig,
     TargetPolicyConfig,
 )
-from autoscaler.exporter import SharedState
-from autoscaler.logs import FailureLog
-from autoscaler.metrics import REPLICA_STATES, Metrics
-from autoscaler.model import Decision, Observation, PlannerState, Replica, ReplicaState, usable
-from autoscaler.observe import PrometheusReader
-from autoscaler.policies.headroom import capacity_sample, free_capacity
+from autoscaler.observe.prometheus import PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
+from autoscaler.runtime.exporter import SharedState
+from autoscaler.runtime.logs import FailureLog
+from autoscaler.runtime.metrics import REPLICA_STATES, Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -31,15 +31,10 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from autoscaler.config import (
-    Config,
-    GroupConfig,
-    PredictivePolicyConfig,
-    PrometheusConfig,
-    TargetPolicyConfig,
-)
-from autoscaler.model import Observation, Replica, ReplicaMetrics
-from autoscaler.policies.predictive import forecast, history_seconds
+from autoscaler.config import Config, PrometheusConfig
+from autoscaler.core.model import Observation, Replica, ReplicaMetrics
+from autoscaler.core.policies.predictive import forecast, history_seconds
+from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
 
 log = logging.getLogger(__name__)
 

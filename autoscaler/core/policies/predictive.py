@@ -22,9 +22,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autoscaler.config import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
-from autoscaler.model import Observation, Proposal, usable
-from autoscaler.policies.headroom import ceil_tolerant
+from autoscaler.core.model import Observation, Proposal, usable
+from autoscaler.core.policies.headroom import ceil_tolerant
+from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
 
 __all__ = [
     "PredictivePolicyConfig",

@@ -5,9 +5,9 @@ Inside the band [target * (1 - tolerance_down), target * (1 + tolerance_up)] the
 
 from __future__ import annotations
 
-from autoscaler.config import GroupConfig, TargetPolicyConfig
-from autoscaler.model import Observation, Proposal, usable
-from autoscaler.policies.headroom import ceil_tolerant, healthy_replicas
+from autoscaler.core.model import Observation, Proposal, usable
+from autoscaler.core.policies.headroom import ceil_tolerant, healthy_replicas
+from autoscaler.core.spec import GroupConfig, TargetPolicyConfig
 
 
 def propose(policy: TargetPolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from autoscaler.metrics import Metrics
+from autoscaler.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

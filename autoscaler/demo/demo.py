@@ -24,8 +24,9 @@ from typing import Any
 import requests
 import yaml
 
-from autoscaler import loadgen, traces
-from autoscaler.prometheus_process import (
+from autoscaler.demo import loadgen
+from autoscaler.simulation import traces
+from autoscaler.testing.prometheus import (
     REPO,
     PrometheusServer,
     free_port,
@@ -154,8 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _stop_replicas(config_path: Path) -> None:
     """The daemon leaves replicas running by design; the demo removes what it made."""
-    from autoscaler.config import load_config
-    from autoscaler.providers.registry import build_provider
+    from autoscaler.providers.registry import build_provider, load_config
 
     config = load_config(config_path, os.environ)
     for group in config.groups:

@@ -14,14 +14,15 @@ import sys
 import threading
 from pathlib import Path
 
-from autoscaler import logs
-from autoscaler.config import Config, ConfigError, load_config, redact_url
-from autoscaler.controller import Controller, decision_json
-from autoscaler.exporter import SharedState, serve
-from autoscaler.metrics import Metrics
+from autoscaler.compat.simplescalevm import config_from_env, looks_like_simplescalevm
+from autoscaler.config import Config, ConfigError, redact_url
+from autoscaler.config.replica_api import sd_target
 from autoscaler.providers.base import Provider, ProviderError
-from autoscaler.providers.registry import build_provider
-from autoscaler.simplescalevm import config_from_env, looks_like_simplescalevm
+from autoscaler.providers.registry import build_provider, load_config
+from autoscaler.runtime import logs
+from autoscaler.runtime.controller import Controller, decision_json
+from autoscaler.runtime.exporter import SharedState, serve
+from autoscaler.runtime.metrics import Metrics
 
 log = logging.getLogger("autoscaler")
 
@@ -84,14 +85,6 @@ def _build(config: Config) -> dict[str, Provider] | None:
     return providers
 
 
-def _bridge_target(config: Config):  # noqa: ANN202 - optional import
-    try:
-        from autoscaler.bridge import sd_target
-    except ImportError:  # bridge not installed in this build
-        return None
-    return lambda replica, group: sd_target(replica, group, config)
-
-
 def _prepare(
     args: argparse.Namespace, *, dry_run: bool = False
 ) -> tuple[Config, dict[str, Provider]] | None:
@@ -124,9 +117,7 @@ def run(args: argparse.Namespace) -> int:
         for p in providers.values():
             p.close()
         return 2
-    controller = Controller(
-        config, providers, metrics, shared, bridge_target=_bridge_target(config)
-    )
+    controller = Controller(config, providers, metrics, shared, bridge_target=sd_target)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -163,7 +154,7 @@ def once(args: argparse.Namespace) -> int:
         providers,
         Metrics(),
         SharedState(config.interval_seconds),
-        bridge_target=_bridge_target(config),
+        bridge_target=sd_target,
     )
     try:
         ok = controller.cycle()

@@ -9,8 +9,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from autoscaler.config import GroupConfig, HeadroomPolicyConfig
-from autoscaler.model import Observation, Proposal, Replica, ReplicaMetrics, ReplicaState, usable
+from autoscaler.core.model import (
+    Observation,
+    Proposal,
+    Replica,
+    ReplicaMetrics,
+    ReplicaState,
+    usable,
+)
+from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig
 
 # Float noise must not add a replica: ceil(0.30000000000000004 / 0.1) would be 4.
 _RELATIVE_EPSILON = 1e-9

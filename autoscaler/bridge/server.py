@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import re
 import signal
 import threading
@@ -29,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -37,13 +36,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from urllib3.exceptions import ReadTimeoutError
 
-from autoscaler import jsonpath, logs
+from autoscaler.bridge import jsonpath
+from autoscaler.config.replica_api import ReplicaApi, replica_url
+from autoscaler.runtime import logs
 
-if TYPE_CHECKING:
-    from autoscaler.config import Config, GroupConfig
-    from autoscaler.model import Replica
-
-log = logging.getLogger("autoscaler.bridge")
+log = logging.getLogger("autoscaler.bridge.server")
 
 # Bounded label values of bridge_probe_failures_total.
 REASONS = (
@@ -85,91 +82,6 @@ def parse_bool(value: Any) -> bool:
         if v in _FALSE:
             return False
     raise ValueError(f"not a boolean: {value!r} (expected true/false/1/0/yes/no)")
-
-
-@dataclass(frozen=True)
-class ReplicaApi:
-    """Where and how a replica serves its JSON status (SimpleScaleVM's REPLICA_API_*)."""
-
-    protocol: str = "http"
-    port: int = 8080
-    path: str = "/"
-    capacity_key: str = "capacity"
-    termination_key: str = "termination"
-
-    def __post_init__(self) -> None:
-        if self.protocol not in ("http", "https"):
-            raise ValueError(f"REPLICA_API_PROTOCOL must be http or https, not {self.protocol!r}")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"REPLICA_API_PORT must be 1-65535, not {self.port}")
-        if not self.path.startswith("/"):
-            raise ValueError(f"REPLICA_API_PATH must start with '/', not {self.path!r}")
-
-    @classmethod
-    def from_mapping(
-        cls, values: Mapping[str, Any], env: Mapping[str, str] | None = None
-    ) -> ReplicaApi:
-        """From a config mapping (keys protocol, port, path, capacity_key, termination_key),
-        falling back to the REPLICA_API_* variables of `env`, then to SimpleScaleVM's defaults.
-        """
-        env = os.environ if env is None else env
-        unknown = set(values) - {"protocol", "port", "path", "capacity_key", "termination_key"}
-        if unknown:
-            raise ValueError(f"unknown replica_api keys: {', '.join(sorted(unknown))}")
-        d = cls()
-
-        def pick(key: str, default: Any) -> Any:
-            if key in values:
-                return values[key]
-            return env.get(f"REPLICA_API_{key.upper()}", default)
-
-        port = pick("port", d.port)
-        try:
-            port = int(port)
-        except (TypeError, ValueError):
-            raise ValueError(f"REPLICA_API_PORT must be an integer, not {port!r}") from None
-        return cls(
-            protocol=str(pick("protocol", d.protocol)).lower(),
-            port=port,
-            path=str(pick("path", d.path)),
-            capacity_key=str(pick("capacity_key", d.capacity_key)),
-            termination_key=str(pick("termination_key", d.termination_key)),
-        )
-
-
-def replica_url(address: str, api: ReplicaApi) -> str:
-    """The URL of a replica's JSON status: `{protocol}://{host}:{port}{path}` as SimpleScaleVM
-    builds it. A port already in `address` ("10.0.0.5:9000", "[fe80::1]:9000") is kept;
-    a bare host gets `api.port`.
-    """
-    host = address.strip()
-    if not host:
-        raise ValueError("empty replica address")
-    if host.startswith("["):  # [v6] or [v6]:port
-        end = host.find("]")
-        if end < 0:
-            raise ValueError(f"bad address {address!r}")
-        hostport = host if host[end + 1 :].startswith(":") else f"{host[: end + 1]}:{api.port}"
-    elif host.count(":") > 1:  # bare IPv6
-        hostport = f"[{host}]:{api.port}"
-    elif ":" in host:
-        hostport = host
-    else:
-        hostport = f"{host}:{api.port}"
-    return f"{api.protocol}://{hostport}{api.path}"
-
-
-def sd_target(replica: Replica, group: GroupConfig, config: Config) -> str:
-    """The `/sd?via=bridge` target of one replica: its JSON status URL.
-
-    Built from the group's `replica_api` mapping when the configuration has one, else
-    from the autoscaler's REPLICA_API_* variables, else SimpleScaleVM's defaults.
-    """
-    del config  # the URL depends on the replica and its group only
-    if not replica.address:
-        raise ValueError(f"replica {replica.id} has no address")
-    api = ReplicaApi.from_mapping(group.replica_api)
-    return replica_url(replica.address, api)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from autoscaler.config import Config, ConfigError, parse_config
+from autoscaler.config import Config, ConfigError
+from autoscaler.providers.registry import parse_config
 
 GROUP = "simplescalevm"
 DEFAULT_MAX_REPLICAS = 10

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from autoscaler.config import GroupConfig, ScalingBehavior
-from autoscaler.model import (
+from autoscaler.core.model import (
     Decision,
     Observation,
     PlannerState,
@@ -20,8 +19,9 @@ from autoscaler.model import (
     Replica,
     ReplicaState,
 )
-from autoscaler.policies import propose
-from autoscaler.policies.headroom import capacity_sample, healthy_replicas
+from autoscaler.core.policies import propose
+from autoscaler.core.policies.headroom import capacity_sample, healthy_replicas
+from autoscaler.core.spec import GroupConfig, ScalingBehavior
 
 __all__ = ["plan", "initial_state", "missing_capacity_ids", "step_limit"]
 

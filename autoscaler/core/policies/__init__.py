@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from autoscaler.config import GroupConfig, PolicyConfig
-from autoscaler.model import Observation, Proposal
-from autoscaler.policies import headroom, predictive, target
+from autoscaler.core.model import Observation, Proposal
+from autoscaler.core.policies import headroom, predictive, target
+from autoscaler.core.spec import GroupConfig, PolicyConfig
 
 __all__ = ["propose", "headroom", "predictive", "target"]
 

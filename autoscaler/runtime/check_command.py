@@ -13,7 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from autoscaler.config import ConfigError, load_config, redacted
+from autoscaler.config import ConfigError, redacted
+from autoscaler.providers.registry import load_config
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m autoscaler.config_check CONFIG`, usable before the CLI is wired."""
+    """`python -m autoscaler.runtime.check_command CONFIG`, usable before the CLI is wired."""
     parser = argparse.ArgumentParser(prog="autoscaler check", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -7,7 +7,7 @@ scale in" is `scale_down: {enabled: false}` (failed replicas are still replaced)
 
 from __future__ import annotations
 
-from autoscaler.config import (
+from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
     PredictivePolicyConfig,

@@ -31,10 +31,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from autoscaler.config import Config, GroupConfig
-from autoscaler.model import Replica, ReplicaState
-from autoscaler.providers import openstack_auth, openstack_floating_ips
+from autoscaler.config import Config
+from autoscaler.core.model import Replica, ReplicaState
+from autoscaler.core.spec import GroupConfig
 from autoscaler.providers.base import ActionResult, ProviderError
+from autoscaler.providers.openstack import auth as openstack_auth
+from autoscaler.providers.openstack import floating_ips as openstack_floating_ips
 
 log = logging.getLogger(__name__)
 

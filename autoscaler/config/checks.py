@@ -1,205 +1,40 @@
-"""Configuration: the typed schema. (Loading and validation are added below it.)
+"""Validation of the configuration document: every error at once, each naming its key.
 
-Every value the daemon uses comes from here, frozen, so a running cycle never sees a
-half-applied configuration.
+Each message starts with the key path (or the environment variable that set it), then
+says what is allowed and what was found. Values of secret keys are never echoed.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import yaml
-
-from autoscaler.providers import registry
-
-
-@dataclass(frozen=True)
-class PrometheusConfig:
-    url: str = "http://127.0.0.1:9090"
-    timeout_seconds: float = 5.0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # secret: never logged
-    bearer_token_file: str | None = None
-    ca_file: str | None = None
-    insecure_skip_verify: bool = False
-
-
-@dataclass(frozen=True)
-class HeadroomPolicyConfig:
-    """Keep at least `min_available` free resource slots (SimpleScaleVM)."""
-
-    name: str
-    min_available: float
-    type: str = "headroom"
-
-
-@dataclass(frozen=True)
-class TargetPolicyConfig:
-    """desired = ceil(current * value / target) outside the tolerance band (ScaleIt, HPA).
-
-    `query` is PromQL returning one series per group, identified by its `group` label.
-    """
-
-    name: str
-    query: str
-    target: float
-    tolerance_up: float = 0.1
-    tolerance_down: float = 0.1
-    type: str = "target"
-
-
-@dataclass(frozen=True)
-class PredictivePolicyConfig:
-    """Scale out ahead of the demand forecast `horizon_seconds` ahead.
-
-    `query` returns the group's demand (e.g. requests/s), not a utilization, one series
-    per group identified by its `group` label. The daemon reads its history with one
-    range query per cycle (docs/simulation.md); the policy is autoscaler/policies/predictive.py.
-    """
-
-    name: str
-    query: str
-    demand_per_replica: float  # demand one replica serves at 100 % utilization
-    target: float = 0.8  # utilization to provision for, as in the target policy
-    horizon_seconds: float = 180.0  # boot delay + one evaluation interval
-    season_seconds: float = 86400.0
-    seasons: int = 7  # past periods compared; the median of their growth is used
-    level_seconds: float = 900.0  # window of the "recent level"
-    trend_seconds: float = 600.0  # window of the rising-trend fit (0 disables it)
-    max_growth: float = 4.0  # a past season can at most multiply the level by this
-    type: str = "predictive"
-
-
-PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig
-
-
-@dataclass(frozen=True)
-class ScalingBehavior:
-    """Damping for one direction.
-
-    The per-cycle step limit is the larger of `max_step_replicas` and
-    ceil(current * max_step_percent / 100) among those set (at least 1); none set means
-    unlimited. Scale-up cooldown counts from the last scale-up; scale-down cooldown from
-    the last scaling action of either direction. `enabled: false` holds the count in this
-    direction (min/max still apply; terminating and failed replicas are still removed).
-    """
-
-    cooldown_seconds: float = 0.0
-    stabilization_seconds: float = 0.0
-    max_step_replicas: int | None = None
-    max_step_percent: float | None = None
-    enabled: bool = True  # False: never scale in this direction (HPA selectPolicy: Disabled)
-
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    type: str  # "local", "openstack", ...
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GroupConfig:
-    name: str
-    provider: ProviderConfig
-    min: int
-    max: int
-    replica_capacity: float  # resource slots one replica offers when idle
-    policies: tuple[PolicyConfig, ...]
-    scale_up: ScalingBehavior = ScalingBehavior(max_step_replicas=4, max_step_percent=100)
-    scale_down: ScalingBehavior = ScalingBehavior(
-        cooldown_seconds=60, stabilization_seconds=300, max_step_replicas=1
-    )
-    warmup_seconds: float = 60.0  # new replicas count as fully free for this long
-    dry_run: bool = False  # decide and export, never act
-    stale_after_seconds: float = 30.0  # older samples are missing data, not values
-    fallback_replicas: int | None = None  # desired count when no policy has data
-    scale_in_order: str = "oldest"  # tie-break among equally idle victims: oldest | newest
-    max_replacements_per_cycle: int = 1  # failed replicas deleted (and so replaced) per cycle
-    via_bridge: bool = False  # replicas speak JSON: /sd points Prometheus at the bridge
-    # How the bridge reads these replicas' JSON API (protocol, port, path, capacity_key,
-    # termination_key); unset keys fall back to REPLICA_API_* and SimpleScaleVM's defaults.
-    replica_api: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Config:
-    prometheus: PrometheusConfig
-    groups: tuple[GroupConfig, ...]
-    interval_seconds: float = 10.0
-    listen: str = "127.0.0.1:9100"  # /metrics /status /healthz /sd
-    capacity_metric: str = "replica_capacity"
-    termination_metric: str = "replica_termination"
-    bridge_address: str | None = None  # "host:port" of `autoscaler bridge`, for via_bridge groups
-    log_level: str = "info"
-
-
-# --------------------------------------------------------------------------- loading
-#
-# Validation collects every problem before giving up, so a user fixes a file in one
-# round. Each message starts with the key path (or the environment variable), then says
-# what is allowed and what was found. Values of secret keys are never echoed.
-
-REDACTED = "<redacted>"
-
-_SECRET_KEY = re.compile(
-    r"password|passwd|passcode|secret|token|credential|api_?key|private_?key", re.I
+from autoscaler.config.replica_api import REPLICA_API_KEYS, ReplicaApi
+from autoscaler.config.schema import Config, PrometheusConfig
+from autoscaler.config.secrets import REDACTED, is_secret_key, redact_url
+from autoscaler.core.spec import (
+    GroupConfig,
+    HeadroomPolicyConfig,
+    PolicyConfig,
+    PredictivePolicyConfig,
+    ProviderConfig,
+    ScalingBehavior,
+    TargetPolicyConfig,
 )
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")  # used in labels, replica names, paths
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _HOST = re.compile(r"[A-Za-z0-9_.-]*")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SCALE_IN_ORDERS = ("oldest", "newest")
 POLICY_TYPES = ("headroom", "target", "predictive")
-
-# variable -> (key path in the file, how to read the string)
-ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
-    "AUTOSCALER_PROMETHEUS_URL": (("prometheus", "url"), "str"),
-    "AUTOSCALER_PROMETHEUS_TIMEOUT_SECONDS": (("prometheus", "timeout_seconds"), "number"),
-    "AUTOSCALER_PROMETHEUS_USERNAME": (("prometheus", "username"), "str"),
-    "AUTOSCALER_PROMETHEUS_PASSWORD": (("prometheus", "password"), "str"),
-    "AUTOSCALER_PROMETHEUS_BEARER_TOKEN_FILE": (("prometheus", "bearer_token_file"), "str"),
-    "AUTOSCALER_PROMETHEUS_CA_FILE": (("prometheus", "ca_file"), "str"),
-    "AUTOSCALER_INTERVAL_SECONDS": (("interval_seconds",), "number"),
-    "AUTOSCALER_LISTEN": (("listen",), "str"),
-    "AUTOSCALER_LOG_LEVEL": (("log_level",), "str"),
-    "AUTOSCALER_BRIDGE_ADDRESS": (("bridge_address",), "str"),
-}
-DRY_RUN_ENV = "AUTOSCALER_DRY_RUN"  # sets dry_run on every group
-
-
-class ConfigError(Exception):
-    """The configuration is invalid. `errors` holds every problem found, one message each."""
-
-    def __init__(self, errors: list[str], source: str | None = None) -> None:
-        self.errors = list(errors)
-        self.source = source
-        super().__init__("\n".join(self.errors))
-
-    def __str__(self) -> str:
-        return "\n".join(self.errors)
-
-
-def is_secret_key(key: str) -> bool:
-    """A key whose value is a secret (a `*_file` or `*_path` key names a file: not secret)."""
-    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_file", "_path", "_dir"))
-
-
-def redact_url(url: str) -> str:
-    """`url` with any user:password@ part replaced."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{REDACTED}@{host}").geturl()
 
 
 def parse_host_port(text: str, *, allow_any_host: bool = True) -> tuple[str, int]:
@@ -221,179 +56,6 @@ def parse_host_port(text: str, *, allow_any_host: bool = True) -> tuple[str, int
     if not host and not allow_any_host:
         raise ValueError("no host")
     return host, int(port_text)
-
-
-def load_config(path: str | Path, env: Mapping[str, str] = os.environ) -> Config:
-    """Read, validate and return the configuration in `path`, or raise ConfigError."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{source}: file not found"], source) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{source}: not UTF-8 text"], source) from None
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read: {exc.strerror}"], source) from None
-    raw, duplicates = parse_yaml(text, source)
-    if raw is None:
-        raise ConfigError([f"{source}: the file is empty; it needs at least `groups`"], source)
-    try:
-        config = parse_config(raw, env, source)
-    except ConfigError as exc:
-        raise ConfigError(duplicates + exc.errors, source) from None
-    if duplicates:
-        raise ConfigError(duplicates, source)
-    return config
-
-
-def parse_yaml(text: str, source: str = "<config>") -> tuple[Any, list[str]]:
-    """The YAML document in `text`, and one error per duplicated mapping key.
-
-    PyYAML silently keeps the last of two equal keys; a typo must not pass that way.
-    Raises ConfigError (with line and column) on a syntax error. The message never quotes
-    the offending line: it could hold a password.
-    """
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        duplicates = _duplicate_keys(node, source)
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([f"{where}: YAML syntax error: {problem}"], source) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: YAML error: {type(exc).__name__}"], source) from None
-    finally:
-        loader.dispose()
-    return data, duplicates
-
-
-def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
-    errors: list[str] = []
-    seen_nodes: set[int] = set()
-    stack = [root] if root is not None else []
-    while stack:
-        node = stack.pop()
-        if id(node) in seen_nodes:  # aliases may point back up the tree
-            continue
-        seen_nodes.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            first: dict[tuple[str, str], int] = {}
-            for key, value in node.value:
-                stack.append(value)
-                if not isinstance(key, yaml.ScalarNode) or key.tag.endswith(":merge"):
-                    continue
-                line = key.start_mark.line + 1
-                if (key.tag, key.value) in first:
-                    errors.append(
-                        f"{source}:{line}:{key.start_mark.column + 1}: duplicate key "
-                        f"{key.value!r} (first at line {first[(key.tag, key.value)]})"
-                    )
-                else:
-                    first[(key.tag, key.value)] = line
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    return sorted(errors, key=lambda e: int(e[len(source) + 1 :].split(":", 1)[0]))
-
-
-def parse_config(
-    raw: Mapping[str, Any], env: Mapping[str, str], source: str = "<config>"
-) -> Config:
-    """Validate `raw` (the YAML document, or a dict built elsewhere) with `env` overrides.
-
-    Returns a complete Config or raises ConfigError listing every problem.
-    """
-    if not isinstance(raw, Mapping):
-        raise ConfigError([f"{source}: the top level must be a mapping of keys"], source)
-    doc = _plain(raw)
-    origins: dict[str, str] = {}
-    _apply_env(doc, env, origins)
-    checker = _Checker(origins)
-    config = checker.config(doc)
-    if checker.errors or config is None:
-        raise ConfigError(checker.errors, source)
-    return config
-
-
-def redacted(config: Config) -> dict[str, Any]:
-    """The configuration as JSON-able data, secrets replaced by "<redacted>"."""
-    return _jsonable(config, "")
-
-
-def _jsonable(value: Any, key: str) -> Any:
-    if key and value is not None and is_secret_key(key):
-        return REDACTED
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name), f.name) for f in fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, key) for v in value]
-    if isinstance(value, str):
-        return redact_url(value) if key.endswith("url") else value
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    """A deep copy made of dicts and lists: the caller's data is never modified."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return copy.deepcopy(value)
-
-
-def _env_value(text: str, kind: str) -> Any:
-    """The typed value of an environment string; left as text when it does not parse,
-    so the checker reports it like a bad value in the file."""
-    if kind == "number":
-        try:
-            return int(text.strip()) if text.strip().lstrip("+-").isdigit() else float(text)
-        except ValueError:
-            return text
-    if kind == "bool":
-        lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-    return text
-
-
-def _apply_env(doc: dict[str, Any], env: Mapping[str, str], origins: dict[str, str]) -> None:
-    """Write the environment overrides into `doc`, remembering which key came from where.
-
-    Empty variables count as unset (compose files often pass `VAR=${VAR:-}`).
-    """
-    for var, (keys, kind) in ENV_OVERRIDES.items():
-        text = env.get(var)
-        if not text:
-            continue
-        section = doc
-        for key in keys[:-1]:
-            if section.get(key) is None:
-                section[key] = {}
-            section = section[key]
-            if not isinstance(section, dict):
-                break  # the checker reports the section's type
-        else:
-            section[keys[-1]] = _env_value(text, kind)
-            origins[".".join(keys)] = var
-            if keys[-1] == "password":
-                section.pop("password_file", None)  # the variable replaces the file
-    text = env.get(DRY_RUN_ENV)
-    groups = doc.get("groups")
-    if text and isinstance(groups, dict):
-        for name, group in groups.items():
-            if isinstance(group, dict):
-                group["dry_run"] = _env_value(text, "bool")
-                origins[f"groups.{name}.dry_run"] = DRY_RUN_ENV
 
 
 # --------------------------------------------------------------------------- value kinds
@@ -601,7 +263,6 @@ def _keys(cls: type, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 PROMETHEUS_KEYS = (*_keys(PrometheusConfig), "password_file")
 TOP_LEVEL_KEYS = _keys(Config)
 GROUP_KEYS = _keys(GroupConfig, without=("name",))
-REPLICA_API_KEYS = ("protocol", "port", "path", "capacity_key", "termination_key")
 BEHAVIOR_KEYS = _keys(ScalingBehavior)
 POLICY_KEYS = {
     "headroom": _keys(HeadroomPolicyConfig),
@@ -615,11 +276,26 @@ POLICY_CLASSES: dict[str, type] = {
 }
 
 
-class _Checker:
+class ProviderCatalog(Protocol):
+    """The provider types a configuration may name, and their option checks.
+
+    Injected (autoscaler.providers.registry implements it) so configuration depends on the
+    core only: it never imports a provider.
+    """
+
+    def provider_types(self) -> list[str]: ...
+
+    def check_provider_options(
+        self, type_name: str, options: Mapping[str, Any], path: str
+    ) -> list[str]: ...
+
+
+class Checker:
     """Walks the document once, collecting every error."""
 
-    def __init__(self, origins: Mapping[str, str]) -> None:
+    def __init__(self, origins: Mapping[str, str], providers: ProviderCatalog) -> None:
         self.origins = origins
+        self.providers = providers
         self.errors: list[str] = []
 
     # ---- reporting
@@ -843,7 +519,7 @@ class _Checker:
         return GroupConfig(name=name, provider=provider, min=low, max=high, **values)
 
     def provider(self, raw: Any, path: str) -> ProviderConfig | None:
-        types = registry.provider_types()
+        types = self.providers.provider_types()
         example = f"a mapping with a type ({', '.join(types)}) and its options"
         if raw is _ABSENT:
             self.error(path, f"is required: {example}")
@@ -855,7 +531,7 @@ class _Checker:
         if kind is _INVALID:
             return None
         options = {k: v for k, v in raw.items() if k != "type"}
-        problems = registry.check_provider_options(kind, options, path)
+        problems = self.providers.check_provider_options(kind, options, path)
         self.errors.extend(problems)
         return None if problems else ProviderConfig(type=kind, options=options)
 
@@ -867,8 +543,6 @@ class _Checker:
         if not isinstance(raw, Mapping):
             self.error(path, f"must be a mapping of {', '.join(REPLICA_API_KEYS)} (got {raw!r})")
             return _INVALID
-        from autoscaler.bridge import ReplicaApi  # the bridge owns these settings' rules
-
         try:
             ReplicaApi.from_mapping(raw, {})  # no environment: the file alone must be valid
         except ValueError as e:

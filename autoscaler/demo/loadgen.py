@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
 
-from autoscaler import traces
+from autoscaler.simulation import traces
 
 TICK_SECONDS = 0.02  # arrivals are released in batches this far apart
 RESULTS = ("ok", "rejected", "error", "dropped", "no_target")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import requests
 
-from autoscaler import promconfig
+from autoscaler.testing import promconfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """A demo replica: N work slots behind HTTP, exposing the replica metrics contract.
 
-    python -m autoscaler.demo_replica --port P --slots N --work-seconds W \\
+    python -m autoscaler.demo.replica --port P --slots N --work-seconds W \\
         --replica-id ID --group G [--host 127.0.0.1] [--terminate-after SECONDS]
 
 - `GET /work` occupies one free slot for W seconds, then answers 200; with every slot
@@ -190,7 +190,7 @@ class _Server(ThreadingHTTPServer):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="autoscaler.demo_replica", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="autoscaler.demo.replica", description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--slots", type=int, default=4)

@@ -1,0 +1,108 @@
+"""What a configuration produces for the decision core: groups, policies, damping.
+
+Plain frozen data, no parsing: `autoscaler.config` builds these from YAML and the
+environment; the core reads them and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HeadroomPolicyConfig:
+    """Keep at least `min_available` free resource slots (SimpleScaleVM)."""
+
+    name: str
+    min_available: float
+    type: str = "headroom"
+
+
+@dataclass(frozen=True)
+class TargetPolicyConfig:
+    """desired = ceil(current * value / target) outside the tolerance band (ScaleIt, HPA).
+
+    `query` is PromQL returning one series per group, identified by its `group` label.
+    """
+
+    name: str
+    query: str
+    target: float
+    tolerance_up: float = 0.1
+    tolerance_down: float = 0.1
+    type: str = "target"
+
+
+@dataclass(frozen=True)
+class PredictivePolicyConfig:
+    """Scale out ahead of the demand forecast `horizon_seconds` ahead.
+
+    `query` returns the group's demand (e.g. requests/s), not a utilization, one series
+    per group identified by its `group` label. The daemon reads its history with one
+    range query per cycle (docs/simulation.md); the policy is autoscaler/policies/predictive.py.
+    """
+
+    name: str
+    query: str
+    demand_per_replica: float  # demand one replica serves at 100 % utilization
+    target: float = 0.8  # utilization to provision for, as in the target policy
+    horizon_seconds: float = 180.0  # boot delay + one evaluation interval
+    season_seconds: float = 86400.0
+    seasons: int = 7  # past periods compared; the median of their growth is used
+    level_seconds: float = 900.0  # window of the "recent level"
+    trend_seconds: float = 600.0  # window of the rising-trend fit (0 disables it)
+    max_growth: float = 4.0  # a past season can at most multiply the level by this
+    type: str = "predictive"
+
+
+PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig
+
+
+@dataclass(frozen=True)
+class ScalingBehavior:
+    """Damping for one direction.
+
+    The per-cycle step limit is the larger of `max_step_replicas` and
+    ceil(current * max_step_percent / 100) among those set (at least 1); none set means
+    unlimited. Scale-up cooldown counts from the last scale-up; scale-down cooldown from
+    the last scaling action of either direction. `enabled: false` holds the count in this
+    direction (min/max still apply; terminating and failed replicas are still removed).
+    """
+
+    cooldown_seconds: float = 0.0
+    stabilization_seconds: float = 0.0
+    max_step_replicas: int | None = None
+    max_step_percent: float | None = None
+    enabled: bool = True  # False: never scale in this direction (HPA selectPolicy: Disabled)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    type: str  # "local", "openstack", ...
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    name: str
+    provider: ProviderConfig
+    min: int
+    max: int
+    replica_capacity: float  # resource slots one replica offers when idle
+    policies: tuple[PolicyConfig, ...]
+    scale_up: ScalingBehavior = ScalingBehavior(max_step_replicas=4, max_step_percent=100)
+    scale_down: ScalingBehavior = ScalingBehavior(
+        cooldown_seconds=60, stabilization_seconds=300, max_step_replicas=1
+    )
+    warmup_seconds: float = 60.0  # new replicas count as fully free for this long
+    dry_run: bool = False  # decide and export, never act
+    stale_after_seconds: float = 30.0  # older samples are missing data, not values
+    fallback_replicas: int | None = None  # desired count when no policy has data
+    scale_in_order: str = "oldest"  # tie-break among equally idle victims: oldest | newest
+    max_replacements_per_cycle: int = 1  # failed replicas deleted (and so replaced) per cycle
+    via_bridge: bool = False  # replicas speak JSON: /sd points Prometheus at the bridge
+    # How the bridge reads these replicas' JSON API (protocol, port, path, capacity_key,
+    # termination_key); unset keys fall back to REPLICA_API_* and SimpleScaleVM's defaults.
+    replica_api: Mapping[str, Any] = field(default_factory=dict)
