@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autoscaler.core.capacity import assess
 from autoscaler.core.model import Observation, Replica, ReplicaMetrics, ReplicaState
 from autoscaler.core.spec import GroupConfig, ProviderConfig
 
@@ -44,3 +45,8 @@ def obs(
         signals=signals or {},
         prometheus_ok=prometheus_ok,
     )
+
+
+def _call(propose_fn, policy, observation, grp):
+    """Call a policy's propose with the group's assessment, as the planner does."""
+    return propose_fn(policy, observation, grp, assess(observation, grp))

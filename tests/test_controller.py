@@ -18,7 +18,7 @@ import requests
 from autoscaler.config import Config, PrometheusConfig
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig, ProviderConfig
-from autoscaler.providers.base import ActionResult
+from autoscaler.providers.base import ActionResult, ReplicaProvider
 from autoscaler.runtime import logs
 from autoscaler.runtime.controller import Controller
 from autoscaler.runtime.exporter import SharedState, serve
@@ -28,7 +28,7 @@ from tests.harness.prometheus import PrometheusServer, free_port
 SECRET = "hunter2-very-secret"
 
 
-class FlakyProvider:
+class FlakyProvider(ReplicaProvider):
     kind = "flaky"
 
     def __init__(self, group: str) -> None:

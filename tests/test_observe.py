@@ -24,6 +24,7 @@ from autoscaler.core.spec import (
     TargetPolicyConfig,
 )
 from autoscaler.observe.prometheus import PrometheusReader, history_step
+from tests.builders import _call
 from tests.harness.prometheus import PrometheusServer, backfilled, free_port
 
 EXPOSITION = {
@@ -239,7 +240,7 @@ def test_predictive_history_is_read_once_then_only_its_new_part(prometheus_with_
     assert reader.history_points_last_cycle == 2 * (lookback // 60 + 1)
     assert set(reader.histories[PRED.query].groups) == {"a", "b"}  # "other" is not kept
     # the policy then proposes what the forecast asks for
-    assert propose(PRED, obs["a"], groups[0]).desired == 30
+    assert _call(propose, PRED, obs["a"], groups[0]).desired == 30
 
     # Later cycles fetch only the new minute (and re-read the last one).
     for minute in range(1, 12):
@@ -286,7 +287,7 @@ def test_predictive_without_history_is_no_data_never_zero(prometheus_with_histor
     assert obs["x"].signals["forecast"] is None
     assert obs["s"].signals["forecast"] == pytest.approx(5.0)  # the one group that asked
     assert [q for q, _ in failures] == ["predictive"]
-    assert propose(missing, obs["m"], groups[1]).desired is None
+    assert _call(propose, missing, obs["m"], groups[1]).desired is None
 
     # Long after the series ended, its last points are stale: no data, not a forecast.
     late = base + 4 * HOUR + 10 * 60

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from autoscaler.core.model import Replica, ReplicaMetrics, ReplicaState
 from autoscaler.core.policies import headroom, predictive, propose, target
 from autoscaler.core.spec import HeadroomPolicyConfig, PredictivePolicyConfig, TargetPolicyConfig
-from tests.builders import NOW, group, obs, rep
+from tests.builders import NOW, _call, group, obs, rep
 
 BAD_VALUES = [float("nan"), float("inf"), float("-inf"), -1.0]
 
@@ -28,7 +28,7 @@ HEAD = HeadroomPolicyConfig(name="free", min_available=8.0)
 
 def test_headroom_short_adds_ceil_of_shortfall() -> None:
     o = obs([rep("a"), rep("b"), rep("c")], caps(a=0, b=1, c=1))
-    p = headroom.propose(HEAD, o, group())
+    p = _call(headroom.propose, HEAD, o, group())
     # free 2, need 8: shortfall 6 / 4 per replica -> +2
     assert (p.desired, p.code, p.partial) == (5, "headroom_short", False)
     assert "2" in p.reason and "8" in p.reason
@@ -36,7 +36,7 @@ def test_headroom_short_adds_ceil_of_shortfall() -> None:
 
 def test_headroom_capacity_above_replica_capacity_is_capped() -> None:
     o = obs([rep("a"), rep("b")], caps(a=100, b=0))
-    p = headroom.propose(HEAD, o, group())
+    p = _call(headroom.propose, HEAD, o, group())
     # a counts 4 (not 100): free 4 < 8 -> +1
     assert p.desired == 3
 
@@ -44,76 +44,76 @@ def test_headroom_capacity_above_replica_capacity_is_capped() -> None:
 def test_headroom_warmup_counts_as_fully_free_whatever_it_reports() -> None:
     young = rep("new", created_at=NOW - 10)
     o = obs([rep("a"), young], caps(a=4, new=0))
-    p = headroom.propose(HEAD, o, group())
+    p = _call(headroom.propose, HEAD, o, group())
     assert p.desired == 2 and p.code != "headroom_short"
     # without a sample at all it also counts as free, and is not missing data
     o2 = obs([rep("a"), young], caps(a=4))
-    assert headroom.propose(HEAD, o2, group()).partial is False
+    assert _call(headroom.propose, HEAD, o2, group()).partial is False
     # once past warm-up, its real sample counts
     past = rep("new", created_at=NOW - 61)
-    p3 = headroom.propose(HEAD, obs([rep("a"), past], caps(a=4, new=0)), group())
+    p3 = _call(headroom.propose, HEAD, obs([rep("a"), past], caps(a=4, new=0)), group())
     assert (p3.desired, p3.code) == (3, "headroom_short")
 
 
 def test_headroom_surplus_removes_idle_replicas_while_enough_stays_free() -> None:
     o = obs([rep(x) for x in "abcd"], caps(a=4, b=4, c=4, d=4))
-    p = headroom.propose(HEAD, o, group())
+    p = _call(headroom.propose, HEAD, o, group())
     # free 16, need 8: removing two idle replicas leaves exactly 8
     assert (p.desired, p.code) == (2, "headroom_surplus")
 
 
 def test_headroom_surplus_stops_exactly_at_min_available() -> None:
     o = obs([rep(x) for x in "abc"], caps(a=4, b=4, c=3.9))
-    p = headroom.propose(HeadroomPolicyConfig("free", 4.0), o, group())
+    p = _call(headroom.propose, HeadroomPolicyConfig("free", 4.0), o, group())
     # free 11.9: -1 idle -> 7.9, -2 idle -> 3.9 < 4: only one goes
     assert p.desired == 2
 
 
 def test_headroom_surplus_without_fully_idle_replica_holds() -> None:
     o = obs([rep(x) for x in "abcd"], caps(a=3, b=3, c=3, d=3))
-    p = headroom.propose(HeadroomPolicyConfig("free", 1.0), o, group())
+    p = _call(headroom.propose, HeadroomPolicyConfig("free", 1.0), o, group())
     assert (p.desired, p.code) == (4, "in_band")
 
 
 def test_headroom_warmup_replica_is_never_a_removal_candidate() -> None:
     o = obs([rep("a", created_at=NOW - 5), rep("b", created_at=NOW - 5)], caps(a=4, b=4))
-    p = headroom.propose(HeadroomPolicyConfig("free", 0.0), o, group())
+    p = _call(headroom.propose, HeadroomPolicyConfig("free", 0.0), o, group())
     assert p.desired == 2
 
 
 def test_headroom_partial_data_never_proposes_scale_in() -> None:
     o = obs([rep(x) for x in "abc"], caps(a=4, b=4))  # c has no sample
-    p = headroom.propose(HeadroomPolicyConfig("free", 0.0), o, group())
+    p = _call(headroom.propose, HeadroomPolicyConfig("free", 0.0), o, group())
     assert (p.desired, p.partial) == (3, True)
 
 
 def test_headroom_partial_data_may_scale_up() -> None:
     o = obs([rep(x) for x in "abc"], caps(a=0, b=0))
-    p = headroom.propose(HEAD, o, group())
+    p = _call(headroom.propose, HEAD, o, group())
     assert (p.desired, p.code, p.partial) == (5, "headroom_short", True)
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES + [None])
 def test_headroom_bad_values_are_never_zero(bad: float | None) -> None:
     # alone: no data at all (zero would mean "short" and scale up)
-    p = headroom.propose(HEAD, obs([rep("a")], caps(a=bad)), group())
+    p = _call(headroom.propose, HEAD, obs([rep("a")], caps(a=bad)), group())
     assert p.desired is None and p.code == "no_data"
     # next to a good replica: partial, the good one still counts
-    p2 = headroom.propose(HEAD, obs([rep("a"), rep("b")], caps(a=bad, b=4)), group())
+    p2 = _call(headroom.propose, HEAD, obs([rep("a"), rep("b")], caps(a=bad, b=4)), group())
     assert p2.partial is True
     assert p2.desired == 3  # free 4 (not 4 + 0 read as "known") < 8 -> +1
 
 
 def test_headroom_bad_values_do_not_block_a_real_surplus_decision_only_by_partial() -> None:
     o = obs([rep("a"), rep("b"), rep("c")], caps(a=4, b=4, c=float("nan")))
-    p = headroom.propose(HeadroomPolicyConfig("free", 0.0), o, group())
+    p = _call(headroom.propose, HeadroomPolicyConfig("free", 0.0), o, group())
     assert (p.desired, p.partial) == (3, True)
 
 
 def test_headroom_zero_healthy_replicas_is_zero_free() -> None:
-    p = headroom.propose(HEAD, obs([]), group())
+    p = _call(headroom.propose, HEAD, obs([]), group())
     assert (p.desired, p.code) == (2, "headroom_short")
-    p0 = headroom.propose(HeadroomPolicyConfig("free", 0.0), obs([]), group())
+    p0 = _call(headroom.propose, HeadroomPolicyConfig("free", 0.0), obs([]), group())
     assert (p0.desired, p0.code) == (0, "in_band")
 
 
@@ -126,24 +126,26 @@ def test_headroom_ignores_terminating_deleting_and_failed_replicas() -> None:
     ]
     metrics = caps(a=4, gone=4, bad=4)
     metrics["term"] = ReplicaMetrics(capacity=4, termination=1)
-    p = headroom.propose(HEAD, obs(replicas, metrics), group())
+    p = _call(headroom.propose, HEAD, obs(replicas, metrics), group())
     # only "a" counts: current 1, free 4 < 8 -> 2
     assert (p.desired, p.code) == (2, "headroom_short")
 
 
 def test_headroom_termination_must_be_exactly_one_and_usable() -> None:
     metrics = {"a": ReplicaMetrics(4, termination=float("nan")), "b": ReplicaMetrics(4, 0.0)}
-    p = headroom.propose(HEAD, obs([rep("a"), rep("b")], metrics), group())
+    p = _call(headroom.propose, HEAD, obs([rep("a"), rep("b")], metrics), group())
     assert (p.desired, p.code) == (2, "in_band")
 
 
 def test_headroom_prometheus_down_has_no_data() -> None:
-    p = headroom.propose(HEAD, obs([rep("a")], caps(a=0), prometheus_ok=False), group())
+    p = _call(headroom.propose, HEAD, obs([rep("a")], caps(a=0), prometheus_ok=False), group())
     assert p.desired is None
 
 
 def test_headroom_float_noise_does_not_add_a_replica() -> None:
-    p = headroom.propose(HeadroomPolicyConfig("free", 0.3), obs([]), group(replica_capacity=0.1))
+    p = _call(
+        headroom.propose, HeadroomPolicyConfig("free", 0.3), obs([]), group(replica_capacity=0.1)
+    )
     assert p.desired == 3
 
 
@@ -169,47 +171,47 @@ def four() -> list[Replica]:
     ],
 )
 def test_target_band(value: float, desired: int, code: str) -> None:
-    p = target.propose(TGT, obs(four(), signals={"cpu": value}), group())
+    p = _call(target.propose, TGT, obs(four(), signals={"cpu": value}), group())
     assert (p.desired, p.code, p.partial) == (desired, code, False)
 
 
 def test_target_separate_tolerances() -> None:
     pol = TargetPolicyConfig("cpu", "q", 100.0, tolerance_up=0.5, tolerance_down=0.05)
-    assert target.propose(pol, obs(four(), signals={"cpu": 140.0}), group()).desired == 4
-    assert target.propose(pol, obs(four(), signals={"cpu": 94.0}), group()).desired == 4
-    assert target.propose(pol, obs(four(), signals={"cpu": 151.0}), group()).desired == 7
-    assert target.propose(pol, obs(four(), signals={"cpu": 50.0}), group()).desired == 2
+    assert _call(target.propose, pol, obs(four(), signals={"cpu": 140.0}), group()).desired == 4
+    assert _call(target.propose, pol, obs(four(), signals={"cpu": 94.0}), group()).desired == 4
+    assert _call(target.propose, pol, obs(four(), signals={"cpu": 151.0}), group()).desired == 7
+    assert _call(target.propose, pol, obs(four(), signals={"cpu": 50.0}), group()).desired == 2
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES + [None])
 def test_target_bad_value_is_no_data_not_zero(bad: float | None) -> None:
-    p = target.propose(TGT, obs(four(), signals={"cpu": bad}), group())
+    p = _call(target.propose, TGT, obs(four(), signals={"cpu": bad}), group())
     assert p.desired is None and p.code == "no_data"
 
 
 def test_target_missing_signal_is_no_data() -> None:
-    assert target.propose(TGT, obs(four(), signals={"other": 5.0}), group()).desired is None
+    assert _call(target.propose, TGT, obs(four(), signals={"other": 5.0}), group()).desired is None
 
 
 def test_target_with_zero_replicas_has_no_ratio() -> None:
-    assert target.propose(TGT, obs([], signals={"cpu": 500.0}), group()).desired is None
+    assert _call(target.propose, TGT, obs([], signals={"cpu": 500.0}), group()).desired is None
 
 
 def test_target_prometheus_down() -> None:
     o = obs(four(), signals={"cpu": 500.0}, prometheus_ok=False)
-    assert target.propose(TGT, o, group()).desired is None
+    assert _call(target.propose, TGT, o, group()).desired is None
 
 
 def test_target_counts_only_healthy_replicas() -> None:
     replicas = four() + [rep("f", ReplicaState.FAILED), rep("x", ReplicaState.DELETING)]
     metrics = {"a": ReplicaMetrics(termination=1)}
-    p = target.propose(TGT, obs(replicas, metrics, {"cpu": 200.0}), group())
+    p = _call(target.propose, TGT, obs(replicas, metrics, {"cpu": 200.0}), group())
     assert p.desired == 6  # 3 healthy x 2
 
 
 def test_target_partial_is_only_about_its_own_signal() -> None:
     o = obs(four(), caps(a=float("nan")), {"cpu": 50.0})
-    assert target.propose(TGT, o, group()).partial is False
+    assert _call(target.propose, TGT, o, group()).partial is False
 
 
 # ---------------------------------------------------------------- dispatch
@@ -217,8 +219,8 @@ def test_target_partial_is_only_about_its_own_signal() -> None:
 
 def test_propose_dispatches_on_type() -> None:
     o = obs(four(), caps(a=4, b=4, c=4, d=4), {"cpu": 200.0})
-    assert propose(HEAD, o, group()).code == "headroom_surplus"
-    assert propose(TGT, o, group()).code == "target_above"
+    assert _call(propose, HEAD, o, group()).code == "headroom_surplus"
+    assert _call(propose, TGT, o, group()).code == "target_above"
 
 
 PRED = PredictivePolicyConfig(name="forecast", query="q", demand_per_replica=2.5, target=0.8)
@@ -235,30 +237,33 @@ def test_predictive_dispatch_equals_its_target_form(value, current, per_replica,
     count as the target policy fed the utilization that forecast puts on the replicas."""
     cfg = PredictivePolicyConfig("forecast", "q", demand_per_replica=per_replica, target=goal)
     replicas = [rep(f"r{i}") for i in range(current)] + [rep("x", ReplicaState.FAILED)]
-    ours = propose(cfg, obs(replicas, signals={"forecast": value}), group())
+    ours = _call(propose, cfg, obs(replicas, signals={"forecast": value}), group())
     util = predictive.signal_value(value, current, cfg)
-    theirs = target.propose(
-        predictive.as_target(cfg), obs(replicas, signals={"forecast": util}), group()
+    theirs = _call(
+        target.propose,
+        predictive.as_target(cfg),
+        obs(replicas, signals={"forecast": util}),
+        group(),
     )
     assert ours.desired == theirs.desired == predictive.desired_replicas(value, cfg)
     assert ours.code == "predictive" and ours.policy == "forecast"
 
 
 def test_predictive_dispatch_examples() -> None:
-    p = propose(PRED, obs(four(), signals={"forecast": 21.0}), group())
+    p = _call(propose, PRED, obs(four(), signals={"forecast": 21.0}), group())
     assert (p.desired, p.code, p.partial) == (11, "predictive", False)  # 21 / (2.5 * 0.8)
     assert "forecast 21" in p.reason
     # unlike a utilization, a forecast demand says something with no replica running
-    assert propose(PRED, obs([], signals={"forecast": 4.0}), group()).desired == 2
+    assert _call(propose, PRED, obs([], signals={"forecast": 4.0}), group()).desired == 2
 
 
 @pytest.mark.parametrize("bad", [*BAD_VALUES, None])
 def test_predictive_without_a_usable_forecast_has_no_data(bad: float | None) -> None:
-    p = propose(PRED, obs(four(), signals={"forecast": bad}), group())
+    p = _call(propose, PRED, obs(four(), signals={"forecast": bad}), group())
     assert p.desired is None and p.code == "no_data"
-    assert propose(PRED, obs(four()), group()).desired is None  # no signal at all
+    assert _call(propose, PRED, obs(four()), group()).desired is None  # no signal at all
     down = obs(four(), signals={"forecast": 10.0}, prometheus_ok=False)
-    assert propose(PRED, down, group()).desired is None
+    assert _call(propose, PRED, down, group()).desired is None
 
 
 def test_propose_rejects_unknown_type() -> None:
@@ -267,10 +272,10 @@ def test_propose_rejects_unknown_type() -> None:
         type = "mystery"
 
     with pytest.raises(ValueError, match="mystery"):
-        propose(Odd(), obs([]), group())  # type: ignore[arg-type]
+        _call(propose, Odd(), obs([]), group())  # type: ignore[arg-type]
 
 
 def test_policies_never_return_negative_or_nan() -> None:
     for value in [0.0, 1e-9, 1e9]:
-        p = target.propose(TGT, obs(four(), signals={"cpu": value}), group())
+        p = _call(target.propose, TGT, obs(four(), signals={"cpu": value}), group())
         assert p.desired is not None and p.desired >= 0 and not math.isnan(p.desired)

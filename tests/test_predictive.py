@@ -21,6 +21,7 @@ from autoscaler.simulation import baselines
 from autoscaler.simulation.replay import effective_group, replay
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel
 from autoscaler.simulation.trace import Trace
+from tests.builders import _call
 
 DAY = 86400.0
 CFG = PredictivePolicyConfig(
@@ -89,7 +90,7 @@ def test_target_form_in_the_planner_equals_the_predictive_proposal(value, curren
     group = GroupConfig("g", ProviderConfig("local"), 0, 1000, 1.0, (as_target(cfg),))
     replicas = tuple(Replica(f"r{i}", "g", ReplicaState.ACTIVE, 0.0) for i in range(current))
     obs = Observation("g", 1000.0, replicas, {}, {"f": signal_value(value, current, cfg)})
-    assert target.propose(as_target(cfg), obs, group).desired == desired_replicas(value, cfg)
+    assert _call(target.propose, as_target(cfg), obs, group).desired == desired_replicas(value, cfg)
     assert desired_replicas(value, cfg) == math.ceil(round(value / 0.4, 9))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from autoscaler.config import Config
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.spec import GroupConfig
-from autoscaler.providers.base import ActionResult
+from autoscaler.providers.base import ActionResult, ReplicaProvider
 
 
 def check_options(options: Mapping[str, Any], path: str) -> list[str]:
@@ -23,7 +23,7 @@ def check_options(options: Mapping[str, Any], path: str) -> list[str]:
     return errors
 
 
-class TinyProvider:
+class TinyProvider(ReplicaProvider):
     kind = "tiny"
 
     def __init__(self, group: str, size: int) -> None:

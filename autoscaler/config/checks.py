@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from autoscaler.config.replica_api import REPLICA_API_KEYS, ReplicaApi
 from autoscaler.config.schema import Config, PrometheusConfig
 from autoscaler.config.secrets import REDACTED, is_secret_key, redact_url
+from autoscaler.core.policies import REGISTRY
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
@@ -34,7 +35,6 @@ _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _HOST = re.compile(r"[A-Za-z0-9_.-]*")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SCALE_IN_ORDERS = ("oldest", "newest")
-POLICY_TYPES = ("headroom", "target", "predictive")
 
 
 def parse_host_port(text: str, *, allow_any_host: bool = True) -> tuple[str, int]:
@@ -269,11 +269,8 @@ POLICY_KEYS = {
     "target": (*_keys(TargetPolicyConfig), "tolerance"),
     "predictive": _keys(PredictivePolicyConfig),
 }
-POLICY_CLASSES: dict[str, type] = {
-    "headroom": HeadroomPolicyConfig,
-    "target": TargetPolicyConfig,
-    "predictive": PredictivePolicyConfig,
-}
+POLICY_CLASSES: dict[str, type] = {name: entry.spec for name, entry in REGISTRY.items()}
+POLICY_TYPES = tuple(POLICY_CLASSES)
 
 
 class ProviderCatalog(Protocol):

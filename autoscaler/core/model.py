@@ -10,6 +10,53 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autoscaler.core.capacity import Assessment
+
+
+class Direction(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    HOLD = "hold"
+
+
+class Code(StrEnum):
+    """Why a proposal or decision came out as it did: a short, bounded metric label."""
+
+    IN_BAND = "in_band"
+    HEADROOM_SHORT = "headroom_short"
+    HEADROOM_SURPLUS = "headroom_surplus"
+    TARGET_ABOVE = "target_above"
+    TARGET_BELOW = "target_below"
+    PREDICTIVE = "predictive"
+    NO_DATA = "no_data"
+    FALLBACK = "fallback"
+    PARTIAL = "partial"
+    MIN = "min"
+    MAX = "max"
+    STABILIZING = "stabilizing"
+    SCALE_UP_DISABLED = "scale_up_disabled"
+    SCALE_DOWN_DISABLED = "scale_down_disabled"
+    COOLDOWN = "cooldown"
+    STEP_LIMIT = "step_limit"
+    TERMINATION = "termination"
+    FAILED = "failed"
+
+
+# Codes of a policy's own verdict: a hold that only removes terminating or failed
+# replicas is reported as that instead.
+POLICY_VERDICTS = frozenset(
+    {
+        Code.IN_BAND,
+        Code.HEADROOM_SHORT,
+        Code.HEADROOM_SURPLUS,
+        Code.TARGET_ABOVE,
+        Code.TARGET_BELOW,
+        Code.PREDICTIVE,
+    }
+)
 
 
 class ReplicaState(StrEnum):
@@ -91,7 +138,7 @@ class Proposal:
     policy: str
     desired: int | None
     reason: str  # human-readable, with the inputs
-    code: str  # short, bounded set, used as a metric label (e.g. "headroom_short")
+    code: Code  # short, bounded set, used as a metric label (e.g. "headroom_short")
     partial: bool = False  # some inputs were missing: may scale up, never down
 
 
@@ -105,11 +152,13 @@ class Decision:
     desired: int  # healthy replicas wanted after this cycle, always within [min, max]
     create: int  # replicas to create now
     delete: tuple[str, ...]  # replica ids to delete now (terminating, failed, scale-in victims)
-    direction: str  # "up", "down" or "hold"
-    code: str  # the main reason, short and bounded, for metric labels
+    direction: Direction
+    code: Code  # the main reason, short and bounded, for metric labels
     reason: str  # one human-readable line
     details: tuple[str, ...] = ()  # every step that shaped the result (policies, clamp, ...)
     proposals: tuple[Proposal, ...] = ()
+    # What the decision was made from, for the exported gauges and /status (not compared).
+    assessment: Assessment | None = field(default=None, compare=False, repr=False)
     cooldown_remaining: Mapping[str, float] = field(default_factory=dict)  # "up"/"down" -> s
     dry_run: bool = False
 

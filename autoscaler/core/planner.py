@@ -11,19 +11,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from autoscaler.core import victims
+from autoscaler.core.capacity import assess
 from autoscaler.core.model import (
+    POLICY_VERDICTS,
+    Code,
     Decision,
+    Direction,
     Observation,
     PlannerState,
     Proposal,
     Replica,
-    ReplicaState,
 )
 from autoscaler.core.policies import propose
-from autoscaler.core.policies.headroom import capacity_sample, healthy_replicas
 from autoscaler.core.spec import GroupConfig, ScalingBehavior
 
-__all__ = ["plan", "initial_state", "missing_capacity_ids", "step_limit"]
+__all__ = ["plan", "initial_state", "step_limit"]
 
 
 def initial_state(replicas: Sequence[Replica]) -> PlannerState:
@@ -35,22 +38,6 @@ def initial_state(replicas: Sequence[Replica]) -> PlannerState:
     if not replicas:
         return PlannerState()
     return PlannerState(last_scale_up=max(r.created_at for r in replicas))
-
-
-def missing_capacity_ids(obs: Observation, group: GroupConfig) -> list[str]:
-    """Healthy replicas past warm-up without a usable capacity sample, when that matters.
-
-    Only when the group's replicas export capacity at all (some replica has a sample,
-    usable or not): a target-only group whose replicas expose no capacity gauge is not
-    "partial" forever.
-    """
-    if not any(m.capacity is not None for m in obs.metrics.values()):
-        return []
-    return [
-        r.id
-        for r in healthy_replicas(obs)
-        if not r.in_warmup(obs.at, group.warmup_seconds) and capacity_sample(obs, r.id) is None
-    ]
 
 
 def step_limit(behavior: ScalingBehavior, current: int) -> int | None:
@@ -71,13 +58,13 @@ def _clamp(value: int, low: int, high: int) -> int:
 
 def _clamp_noted(
     desired: int, low: int, high: int, label: str, details: list[str], notes: list[str]
-) -> tuple[int, str | None]:
+) -> tuple[int, Code | None]:
     """Clamp to [low, high]; when that changes the count, explain it and return the code."""
     clamped = _clamp(desired, low, high)
     if clamped == desired:
         return desired, None
-    code = "min" if desired < low else "max"
-    note = f"{label} {desired} -> {clamped} ({code} {low if code == 'min' else high})"
+    code = Code.MIN if desired < low else Code.MAX
+    note = f"{label} {desired} -> {clamped} ({code} {low if code is Code.MIN else high})"
     details.append(note)
     notes.append(note)
     return clamped, code
@@ -92,15 +79,15 @@ def _remaining(cooldown: float, since: float | None, now: float) -> float:
 
 def _combine(
     group: GroupConfig, proposals: Sequence[Proposal], current: int, details: list[str]
-) -> tuple[int, str, str, bool]:
+) -> tuple[int, Code, str, bool]:
     """Highest proposal with data wins. Returns (desired, code, summary, partial)."""
     with_data = [p for p in proposals if p.desired is not None]
     if not with_data:
         if group.fallback_replicas is not None:
             details.append(f"no policy has data: fallback_replicas {group.fallback_replicas}")
-            return group.fallback_replicas, "fallback", "no data -> fallback", False
+            return group.fallback_replicas, Code.FALLBACK, "no data -> fallback", False
         details.append(f"no policy has data: hold at {current}")
-        return current, "no_data", "no data -> hold", True
+        return current, Code.NO_DATA, "no data -> hold", True
     winner = max(with_data, key=lambda p: p.desired)  # type: ignore[arg-type, return-value]
     partial = len(with_data) < len(proposals) or any(p.partial for p in with_data)
     if len(with_data) < len(proposals):
@@ -141,32 +128,18 @@ def _stabilize(
     return result, history, note
 
 
-def _scale_in_victims(
-    obs: Observation, group: GroupConfig, healthy: Sequence[Replica], count: int
-) -> list[str]:
-    """Most idle first, then those without a usable sample, ties by scale_in_order, then id."""
-    sign = -1.0 if group.scale_in_order == "newest" else 1.0
-
-    def key(r: Replica) -> tuple[int, float, float, str]:
-        cap = capacity_sample(obs, r.id)
-        if cap is None:
-            return (1, 0.0, sign * r.created_at, r.id)
-        return (0, -min(cap, group.replica_capacity), sign * r.created_at, r.id)
-
-    return [r.id for r in sorted(healthy, key=key)[:count]]
-
-
 def plan(
     group: GroupConfig, obs: Observation, state: PlannerState, now: float
 ) -> tuple[Decision, PlannerState]:
     """Decide the group's replica count and which replicas to create and delete."""
     details: list[str] = []
-    healthy = healthy_replicas(obs)
-    current = len(healthy)
+    a = assess(obs, group)  # once per group and cycle: every step below reads it
+    healthy = a.healthy
+    current = a.current
     low, high = group.min, group.max
 
     # 1. proposals; the highest with data wins
-    proposals = tuple(propose(p, obs, group) for p in group.policies)
+    proposals = tuple(propose(p, obs, group, a) for p in group.policies)
     for p in proposals:
         shown = "no data" if p.desired is None else str(p.desired)
         flag = ", partial" if p.partial else ""
@@ -175,7 +148,7 @@ def plan(
     notes: list[str] = []
 
     # The user's fallback applies as chosen; otherwise a replica without data blocks scale-in.
-    missing = missing_capacity_ids(obs, group) if code != "fallback" else []
+    missing = a.unreported if code is not Code.FALLBACK else ()
     if missing:
         partial = True
         details.append(
@@ -190,7 +163,7 @@ def plan(
     # 3. stabilization windows
     stabilized, history, note = _stabilize(group, state, desired, current, now)
     if note is not None:
-        code = "stabilizing"
+        code = Code.STABILIZING
         details.append(note)
         notes.append(note)
     desired = stabilized
@@ -199,19 +172,19 @@ def plan(
     if partial and desired < current:
         note = f"partial data: hold at {current} instead of {desired}"
         desired = current
-        code = "partial"
+        code = Code.PARTIAL
         details.append(note)
         notes.append(note)
 
     # 5. a disabled direction holds (HPA selectPolicy: Disabled); min/max still apply
     # below, and terminating and failed replicas are still removed.
-    for disabled, moving, word in (
-        (not group.scale_up.enabled, desired > current, "up"),
-        (not group.scale_down.enabled, desired < current, "down"),
+    for disabled, moving, word, disabled_code in (
+        (not group.scale_up.enabled, desired > current, "up", Code.SCALE_UP_DISABLED),
+        (not group.scale_down.enabled, desired < current, "down", Code.SCALE_DOWN_DISABLED),
     ):
         if disabled and moving:
             note = f"scale-{word} disabled: hold at {current} instead of {desired}"
-            desired, code = current, f"scale_{word}_disabled"
+            desired, code = current, disabled_code
             details.append(note)
             notes.append(note)
 
@@ -223,12 +196,12 @@ def plan(
     down_left = _remaining(group.scale_down.cooldown_seconds, last_any, now)
     if desired > current and up_left > 0:
         note = f"scale-up cooldown: {up_left:.0f}s left, hold at {current} instead of {desired}"
-        desired, code = current, "cooldown"
+        desired, code = current, Code.COOLDOWN
         details.append(note)
         notes.append(note)
     elif desired < current and down_left > 0:
         note = f"scale-down cooldown: {down_left:.0f}s left, hold at {current} instead of {desired}"
-        desired, code = current, "cooldown"
+        desired, code = current, Code.COOLDOWN
         details.append(note)
         notes.append(note)
 
@@ -239,7 +212,7 @@ def plan(
         if limit is not None and abs(desired - current) > limit:
             limited = current + limit if desired > current else current - limit
             note = f"step limit {limit}: {desired} -> {limited}"
-            desired, code = limited, "step_limit"
+            desired, code = limited, Code.STEP_LIMIT
             details.append(note)
             notes.append(note)
 
@@ -248,12 +221,10 @@ def plan(
     code = clamp_code or code
 
     # 9. victims
-    terminating = obs.terminating_ids()
-    by_age = sorted(obs.replicas, key=lambda r: (r.created_at, r.id))
-    delete = [r.id for r in by_age if r.id in terminating]
+    delete = victims.terminating(obs, a)
     if delete:
         details.append(f"delete {len(delete)} asking termination: {', '.join(delete)}")
-    failed = [r.id for r in by_age if r.state is ReplicaState.FAILED and r.id not in terminating]
+    failed = victims.failed(obs, a)
     replace = failed[: max(0, group.max_replacements_per_cycle)]
     if replace:
         details.append(
@@ -262,24 +233,23 @@ def plan(
         )
     delete += replace
     if desired < current:
-        victims = _scale_in_victims(obs, group, healthy, current - desired)
-        details.append(f"scale-in victims: {', '.join(victims)}")
-        delete += victims
+        chosen = victims.scale_in(a, group, healthy, current - desired)
+        details.append(f"scale-in victims: {', '.join(chosen)}")
+        delete += chosen
     create = max(0, desired - current)
 
-    direction = "up" if desired > current else "down" if desired < current else "hold"
-    if direction == "hold" and code in (
-        "in_band",
-        "headroom_short",
-        "headroom_surplus",
-        "target_above",
-        "target_below",
-        "predictive",
-    ):
-        if terminating:
-            code = "termination"
+    direction = (
+        Direction.UP
+        if desired > current
+        else Direction.DOWN
+        if desired < current
+        else Direction.HOLD
+    )
+    if direction is Direction.HOLD and code in POLICY_VERDICTS:
+        if a.terminating:
+            code = Code.TERMINATION
         elif replace:
-            code = "failed"
+            code = Code.FAILED
     details.append(f"{direction}: {current} -> {desired} (create {create}, delete {len(delete)})")
     reason = "; ".join([summary, *notes, f"{current} -> {desired}"])
 
@@ -301,6 +271,7 @@ def plan(
         reason=reason,
         details=tuple(details),
         proposals=proposals,
+        assessment=a,
         cooldown_remaining={"up": up_left, "down": down_left},
         dry_run=group.dry_run,  # 11. the planner plans either way; the controller won't act
     )

@@ -1,18 +1,28 @@
-"""The one small interface every provider implements.
+"""The provider interface: what every provider does, and what some may do.
 
-A provider manages the replicas of one group. It must be safe to call `list` at any
-time (level-triggered reconcile), and `create` must be idempotent across retries: a
-create that timed out and is retried must never leave two replicas where one was asked.
-Every call is bounded by a timeout; errors are reported in the result, not raised,
-except for a failure of the whole call (e.g. cannot reach the API), which raises
-`ProviderError`.
+Two kinds of target, like Nomad's target plugins:
+
+- `ReplicaProvider`: the autoscaler owns individual replicas (OpenStack servers, local
+  processes, containers, domains): list them, create n, delete these ids.
+- `CountProvider`: an application owns its replicas and takes a count (ScaleIt's
+  `PUT /app/replicas`): read the count, set the count.
+
+It must be safe to call `list` / `read_count` at any time (level-triggered reconcile),
+and `create` must be idempotent across retries: a create that timed out and is retried
+must never leave two replicas where one was asked. Every call is bounded by a timeout;
+errors are reported in the result, not raised, except for a failure of the whole call
+(e.g. cannot reach the API), which raises `ProviderError`.
+
+Optional calls are declared here with a default and a flag saying whether the provider
+implements them, so the controller never probes with `getattr`.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar
 
 from autoscaler.core.model import Replica
 
@@ -30,23 +40,49 @@ class ActionResult:
     quota_exceeded: str | None = None  # the quota's name, when a create hit a quota
 
 
-class Provider(Protocol):
+class ReplicaProvider(ABC):
     """list / create n / delete ids, for one group."""
 
-    kind: str  # "local", "openstack", ...
+    kind: ClassVar[str]  # "local", "openstack", ...
+    # Optional: moves external addresses (floating IPs) onto healthy replicas.
+    reconciles_addresses: ClassVar[bool] = False
 
+    @abstractmethod
     def list(self) -> list[Replica]:
         """Every replica of the group, including building, failed and deleting ones."""
-        ...
 
+    @abstractmethod
     def create(self, count: int) -> ActionResult:
         """Start `count` new replicas. Returns as soon as they are requested."""
-        ...
 
+    @abstractmethod
     def delete(self, replica_ids: Sequence[str]) -> ActionResult:
         """Remove these replicas (gracefully where the provider can)."""
-        ...
 
-    def close(self) -> None:
+    def reconcile(self, healthy: frozenset[str], removing: frozenset[str]) -> None:  # noqa: B027
+        """Optional (`reconciles_addresses`): keep external addresses on `healthy` replicas,
+        off those in `removing`. The default does nothing."""
+
+    def close(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release clients and threads. Must not stop the replicas."""
-        ...
+
+
+class CountProvider(ABC):
+    """read the count / set the count, for an application that owns its replicas."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def read_count(self) -> int:
+        """The number of replicas the application runs now."""
+
+    @abstractmethod
+    def set_count(self, count: int) -> ActionResult:
+        """Ask the application to run `count` replicas."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release clients. Must not change the application."""
+
+
+# The controller drives replica-level targets; count-level ones are adapted to it.
+Provider = ReplicaProvider

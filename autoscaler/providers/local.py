@@ -45,7 +45,7 @@ from typing import Any
 from autoscaler.config import Config
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.spec import GroupConfig
-from autoscaler.providers.base import ActionResult
+from autoscaler.providers.base import ActionResult, ReplicaProvider
 
 try:  # advisory lock between two autoscalers sharing a run_dir (Linux always has it)
     import fcntl
@@ -199,7 +199,7 @@ class LocalOptions:
     command: tuple[str, ...] | None
 
 
-class LocalProvider:
+class LocalProvider(ReplicaProvider):
     """Replicas of one group as local processes, with their state on disk."""
 
     kind = "local"

@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from autoscaler.config import Config
 from autoscaler.core import planner
+from autoscaler.core.capacity import available_capacity
 from autoscaler.core.model import Decision, Observation, PlannerState, Replica, ReplicaState, usable
-from autoscaler.core.policies.headroom import capacity_sample, free_capacity
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
@@ -173,7 +173,7 @@ class Controller:
                 log.info("group %s: previous action still running; not acting this cycle", name)
                 continue
             if not (decision.create or decision.delete):
-                rt.acting = self.pool.submit(self._reconcile, rt, obs, frozenset())
+                rt.acting = self.pool.submit(self._reconcile, rt, obs, decision, frozenset())
                 actions.append(rt.acting)
                 continue
             log.info(
@@ -202,7 +202,7 @@ class Controller:
         return ok
 
     def _act(self, rt: GroupRuntime, obs: Observation, decision: Decision) -> None:
-        self._reconcile(rt, obs, frozenset(decision.delete))
+        self._reconcile(rt, obs, decision, frozenset(decision.delete))
         if decision.delete:
             ids = list(decision.delete)
             res = self._provider_call(rt, "delete", lambda: rt.provider.delete(ids))
@@ -211,26 +211,28 @@ class Controller:
             res = self._provider_call(rt, "create", lambda: rt.provider.create(decision.create))
             self._count_result(rt, "create", res)
 
-    def _reconcile(self, rt: GroupRuntime, obs: Observation, removing: frozenset[str]) -> None:
+    def _reconcile(
+        self, rt: GroupRuntime, obs: Observation, decision: Decision, removing: frozenset[str]
+    ) -> None:
         """Let the provider move external addresses onto healthy replicas.
 
         Healthy = active, reporting fresh metrics, not asking for termination and not about
         to be deleted. Runs before deletes, and every cycle (not only when scaling), so a
         replica that hangs while the group holds steady loses its address too.
         """
-        reconcile = getattr(rt.provider, "reconcile", None)
-        if not callable(reconcile) or not obs.prometheus_ok:
+        if not rt.provider.reconciles_addresses or not obs.prometheus_ok:
             return  # without metrics every replica would look hung
         terminating = obs.terminating_ids()
+        reporting = decision.assessment.capacity if decision.assessment else {}
         healthy = frozenset(
             r.id
             for r in obs.replicas
             if r.state is ReplicaState.ACTIVE
             and r.id not in removing
             and r.id not in terminating
-            and capacity_sample(obs, r.id) is not None
+            and r.id in reporting
         )
-        self._provider_call(rt, "reconcile", lambda: reconcile(healthy, removing))
+        self._provider_call(rt, "reconcile", lambda: rt.provider.reconcile(healthy, removing))
 
     # --- what the world sees -------------------------------------------------------
     def _export_decision(self, rt: GroupRuntime, obs: Observation, d: Decision) -> None:
@@ -253,12 +255,13 @@ class Controller:
                 m.policy_signal.labels(g, name).set(value)  # type: ignore[arg-type]
             else:
                 _remove(m.policy_signal, g, name)
-        available = rt.available = available_capacity(rt.cfg, obs)
+        a = d.assessment
+        available = rt.available = available_capacity(obs, a)
         if available is None:
             _remove(m.available, g)
         else:
             m.available.labels(g).set(available)
-        m.unreported.labels(g).set(len(planner.missing_capacity_ids(obs, rt.cfg)))
+        m.unreported.labels(g).set(len(a.unreported))
         for direction in ("up", "down"):
             m.cooldown.labels(g, direction).set(d.cooldown_remaining.get(direction, 0.0))
 
@@ -352,14 +355,6 @@ class Controller:
                 log.warning("closing provider of %s: %s", rt.cfg.name, e)
 
 
-def available_capacity(group: GroupConfig, obs: Observation) -> float | None:
-    """Free capacity as the headroom policy counts it; None when it cannot be known."""
-    if not obs.prometheus_ok:
-        return None
-    free = free_capacity(obs, group)
-    return free.available if free.known or not free.current else None
-
-
 def _remove(gauge: Any, *labels: str) -> None:
     try:
         gauge.remove(*labels)
@@ -375,7 +370,9 @@ def _json_number(v: float | None) -> float | str | None:
 
 
 def decision_json(d: Decision) -> dict[str, Any]:
-    out = asdict(d)
+    out = {f.name: getattr(d, f.name) for f in fields(d) if f.name != "assessment"}
+    out["details"] = list(d.details)
+    out["delete"] = list(d.delete)
     out["proposals"] = [asdict(p) for p in d.proposals]
     out["cooldown_remaining"] = dict(d.cooldown_remaining)
     return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-from autoscaler.core.policies.headroom import ceil_tolerant
+from autoscaler.core.capacity import ceil_tolerant
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.spec import ReplicaModel
 from autoscaler.simulation.trace import Trace

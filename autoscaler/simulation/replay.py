@@ -22,9 +22,9 @@ import math
 import time
 from collections.abc import Sequence
 
+from autoscaler.core.capacity import ceil_tolerant
 from autoscaler.core.model import Observation, ReplicaMetrics, ReplicaState
 from autoscaler.core.planner import initial_state, plan
-from autoscaler.core.policies.headroom import ceil_tolerant
 from autoscaler.core.policies.predictive import forecast
 from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig
 from autoscaler.simulation.run import Run, Timeline, summarize

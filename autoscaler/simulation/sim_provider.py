@@ -7,11 +7,11 @@ import random
 from collections.abc import Sequence
 
 from autoscaler.core.model import Replica, ReplicaState
-from autoscaler.providers.base import ActionResult
+from autoscaler.providers.base import ActionResult, ReplicaProvider
 from autoscaler.simulation.spec import ReplicaModel
 
 
-class SimProvider:
+class SimProvider(ReplicaProvider):
     """Implements the provider interface (list / create / delete / close) over a sim clock.
 
     `advance(now)` moves the clock: replicas whose boot delay is over become ACTIVE, or

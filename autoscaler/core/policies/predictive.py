@@ -22,8 +22,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autoscaler.core.model import Observation, Proposal, usable
-from autoscaler.core.policies.headroom import ceil_tolerant
+from autoscaler.core.capacity import Assessment, ceil_tolerant
+from autoscaler.core.model import Code, Observation, Proposal, usable
 from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
 
 __all__ = [
@@ -121,10 +121,10 @@ def desired_replicas(value: float, cfg: PredictivePolicyConfig) -> int:
 def propose(history: History, now: float, cfg: PredictivePolicyConfig) -> Proposal:
     """The predictive recommendation; desired None when there is no recent history."""
     if not cfg.demand_per_replica > 0 or not cfg.target > 0:
-        return Proposal(cfg.name, None, "demand_per_replica and target must be > 0", "no_data")
+        return Proposal(cfg.name, None, "demand_per_replica and target must be > 0", Code.NO_DATA)
     f = forecast(history, now, cfg)
     if f is None:
-        return Proposal(cfg.name, None, f"{cfg.name}: no recent history", "no_data")
+        return Proposal(cfg.name, None, f"{cfg.name}: no recent history", Code.NO_DATA)
     desired = desired_replicas(f.value, cfg)
     parts = [f"level {f.level:.4g}"]
     if f.seasonal is not None:
@@ -135,10 +135,12 @@ def propose(history: History, now: float, cfg: PredictivePolicyConfig) -> Propos
         f"forecast {f.value:.4g} in {cfg.horizon_seconds:g}s ({', '.join(parts)}) / "
         f"({cfg.demand_per_replica:g} x {cfg.target:g}) -> {desired}"
     )
-    return Proposal(cfg.name, desired, reason, "predictive")
+    return Proposal(cfg.name, desired, reason, Code.PREDICTIVE)
 
 
-def propose_observed(cfg: PredictivePolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
+def propose_observed(
+    cfg: PredictivePolicyConfig, obs: Observation, group: GroupConfig, a: Assessment
+) -> Proposal:
     """The proposal of the live daemon (and the replay), from a forecast already made.
 
     `obs.signals[cfg.name]` is the forecast demand (in the query's units) that `observe`
@@ -149,18 +151,18 @@ def propose_observed(cfg: PredictivePolicyConfig, obs: Observation, group: Group
     """
     name = cfg.name
     if not obs.prometheus_ok:
-        return Proposal(name, None, "prometheus query failed", "no_data")
+        return Proposal(name, None, "prometheus query failed", Code.NO_DATA)
     value = obs.signals.get(name)
     if value is None or not usable(value):
-        return Proposal(name, None, f"{name}: no usable forecast ({value})", "no_data")
+        return Proposal(name, None, f"{name}: no usable forecast ({value})", Code.NO_DATA)
     if not cfg.demand_per_replica > 0 or not cfg.target > 0:
-        return Proposal(name, None, "demand_per_replica and target must be > 0", "no_data")
+        return Proposal(name, None, "demand_per_replica and target must be > 0", Code.NO_DATA)
     desired = desired_replicas(value, cfg)
     reason = (
         f"{name} forecast {value:.4g} in {cfg.horizon_seconds:g}s / "
         f"({cfg.demand_per_replica:g} x {cfg.target:g}) -> {desired}"
     )
-    return Proposal(name, desired, reason, "predictive")
+    return Proposal(name, desired, reason, Code.PREDICTIVE)
 
 
 def as_target(cfg: PredictivePolicyConfig) -> TargetPolicyConfig:

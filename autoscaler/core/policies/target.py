@@ -5,35 +5,37 @@ Inside the band [target * (1 - tolerance_down), target * (1 + tolerance_up)] the
 
 from __future__ import annotations
 
-from autoscaler.core.model import Observation, Proposal, usable
-from autoscaler.core.policies.headroom import ceil_tolerant, healthy_replicas
+from autoscaler.core.capacity import Assessment, ceil_tolerant
+from autoscaler.core.model import Code, Observation, Proposal, usable
 from autoscaler.core.spec import GroupConfig, TargetPolicyConfig
 
 
-def propose(policy: TargetPolicyConfig, obs: Observation, group: GroupConfig) -> Proposal:
+def propose(
+    policy: TargetPolicyConfig, obs: Observation, group: GroupConfig, a: Assessment
+) -> Proposal:
     name = policy.name
     if not obs.prometheus_ok:
-        return Proposal(name, None, "prometheus query failed", "no_data")
+        return Proposal(name, None, "prometheus query failed", Code.NO_DATA)
     value = obs.signals.get(name)
     if value is None or not usable(value):
-        return Proposal(name, None, f"{name}: no usable value ({value})", "no_data")
+        return Proposal(name, None, f"{name}: no usable value ({value})", Code.NO_DATA)
     if not policy.target > 0:
-        return Proposal(name, None, f"target {policy.target} is not positive", "no_data")
-    current = len(healthy_replicas(obs))
+        return Proposal(name, None, f"target {policy.target} is not positive", Code.NO_DATA)
+    current = a.current
     if current == 0:
         # value/target scales the current count: with nothing running it says nothing.
-        return Proposal(name, None, f"{name} {value:g} with 0 replicas: no ratio", "no_data")
+        return Proposal(name, None, f"{name} {value:g} with 0 replicas: no ratio", Code.NO_DATA)
 
     ratio = value / policy.target
     band = f"{name} {value:g} / target {policy.target:g} = {ratio:.3g}"
     if ratio > 1 + policy.tolerance_up:
         desired = ceil_tolerant(current * ratio)
         return Proposal(
-            name, desired, f"{band} > 1+{policy.tolerance_up:g} -> {desired}", "target_above"
+            name, desired, f"{band} > 1+{policy.tolerance_up:g} -> {desired}", Code.TARGET_ABOVE
         )
     if ratio < 1 - policy.tolerance_down:
         desired = ceil_tolerant(current * ratio)
         return Proposal(
-            name, desired, f"{band} < 1-{policy.tolerance_down:g} -> {desired}", "target_below"
+            name, desired, f"{band} < 1-{policy.tolerance_down:g} -> {desired}", Code.TARGET_BELOW
         )
-    return Proposal(name, current, f"{band} within tolerance -> {current}", "in_band")
+    return Proposal(name, current, f"{band} within tolerance -> {current}", Code.IN_BAND)

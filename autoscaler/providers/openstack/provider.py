@@ -34,7 +34,7 @@ from typing import Any
 from autoscaler.config import Config
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.spec import GroupConfig
-from autoscaler.providers.base import ActionResult, ProviderError
+from autoscaler.providers.base import ActionResult, ProviderError, ReplicaProvider
 from autoscaler.providers.openstack import auth as openstack_auth
 from autoscaler.providers.openstack import floating_ips as openstack_floating_ips
 
@@ -294,10 +294,11 @@ def _parse_time(value: str | None) -> float:
 
 
 # ----------------------------------------------------------------------- provider
-class OpenStackProvider:
+class OpenStackProvider(ReplicaProvider):
     """list / create / delete / reconcile for one group of Nova servers."""
 
     kind = "openstack"
+    reconciles_addresses = True  # floating IPs follow healthy servers
 
     def __init__(
         self,
