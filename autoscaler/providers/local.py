@@ -337,7 +337,9 @@ class LocalProvider(ReplicaProvider):
             while rid in records:
                 rid = f"{self.group}-{secrets.token_hex(3)}"
             try:
-                port = _free_port(self.options.host, {r.get("port") for r in records.values()})
+                port = _free_port(
+                    self.options.host, {int(r["port"]) for r in records.values() if r.get("port")}
+                )
             except OSError as e:
                 return rid, f"cannot pick a port on {self.options.host}: {e}"
             command = self._command(rid, port)

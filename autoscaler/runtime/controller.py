@@ -256,6 +256,7 @@ class Controller:
             else:
                 _remove(m.policy_signal, g, name)
         a = d.assessment
+        assert a is not None  # the planner always records what it decided from
         available = rt.available = available_capacity(obs, a)
         if available is None:
             _remove(m.available, g)
