@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import yaml
 
 from autoscaler.config import Config, PrometheusConfig
 from autoscaler.core import planner
@@ -26,7 +27,7 @@ from autoscaler.core.spec import (
     TargetPolicyConfig,
 )
 from autoscaler.providers.base import ActionResult, ReplicaProvider
-from autoscaler.providers.registry import build_provider, load_config
+from autoscaler.providers.registry import build_provider, load_config, parse_config
 from autoscaler.runtime.controller import Controller
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.metrics import Metrics
@@ -234,6 +235,18 @@ def test_status_errors_are_matched_to_groups_exactly(prometheus) -> None:
         assert groups["list"]["errors"] == {}, (
             f"group 'list' shows another group's errors: {groups['list']['errors']}"
         )
+        assert shared.status["errors"] == {}, "no daemon-wide failure"
+    finally:
+        c.close()
+
+
+def test_status_shows_prometheus_failures_at_the_top_level_only() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens
+    c, _, shared = _controller(_config(url, _group("g")), {"g": MemoryProvider("g")})
+    try:
+        c.cycle()
+        assert "prometheus query capacity" in shared.status["errors"]
+        assert shared.status["groups"]["g"]["errors"] == {}
     finally:
         c.close()
 
@@ -356,5 +369,32 @@ def test_relative_run_dir_resolves_against_the_config_files_directory(
     try:
         assert provider.dir.resolve() == (conf_dir / "run" / "web").resolve(), provider.dir
         assert not (elsewhere / "run").exists(), "state files went to the working directory"
+    finally:
+        provider.close()
+
+
+def test_default_run_dir_is_next_to_the_config_file(tmp_path: Path, monkeypatch) -> None:
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "a.yaml").write_text(LOCAL_CONFIG.replace(", run_dir: ./run", ""))
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("conf/a.yaml"), {})
+    assert config.base_dir == conf_dir
+    provider = build_provider(config.groups[0], config)
+    try:
+        assert provider.dir == conf_dir / "run" / "web"
+    finally:
+        provider.close()
+
+
+def test_run_dir_without_a_file_stays_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = parse_config(yaml.safe_load(LOCAL_CONFIG), {})
+    assert config.base_dir is None
+    provider = build_provider(config.groups[0], config)
+    try:
+        assert provider.dir.resolve() == (tmp_path / "run" / "web").resolve()
     finally:
         provider.close()
