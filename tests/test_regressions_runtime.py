@@ -201,8 +201,8 @@ def test_target_and_predictive_query_failures_recover(caplog) -> None:
     try:
         with caplog.at_level(logging.INFO):
             c.cycle()
-            assert any("target" in k for k in map(str, c.failures.failing()))
-            assert any("predictive" in k for k in map(str, c.failures.failing()))
+            assert any("target" in k.label for k in c.failures.failing())
+            assert any("predictive" in k.label for k in c.failures.failing())
             prom.start()
             c.cycle()
             assert c.failures.failing() == {}, f"still failing: {c.failures.failing()}"
@@ -218,6 +218,20 @@ def test_target_and_predictive_query_failures_recover(caplog) -> None:
     finally:
         c.close()
         prom.cleanup()
+
+
+def test_a_query_failing_every_cycle_stays_failing_and_is_logged_once(prometheus, caplog) -> None:
+    group = _group("g", policies=(TargetPolicyConfig(name="load", query="sum(", target=1),))
+    c, _, _ = _controller(_config(prometheus.url, group), {"g": MemoryProvider("g")})
+    try:
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):
+                c.cycle()
+        assert [k.label for k in c.failures.failing()] == ["prometheus query target"]
+        target = [r.getMessage() for r in caplog.records if "query target" in r.getMessage()]
+        assert len(target) == 1 and "failed" in target[0], target
+    finally:
+        c.close()
 
 
 # --- 10. /status errors belong to their group, not to any substring of the key ---------

@@ -40,9 +40,6 @@ from autoscaler.runtime.metrics import REPLICA_STATES, Metrics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# The Prometheus queries the reader reports failures for (observe/prometheus.py).
-QUERY_NAMES = ("capacity", "termination", "target", "predictive")
-
 # URL builder for groups read through the JSON bridge: (replica, group) -> target URL.
 BridgeTarget = Callable[[Replica, GroupConfig], str]
 
@@ -77,7 +74,7 @@ class Controller:
         self.shared = shared
         self.clock = clock
         self.failures = FailureLog(log)
-        self._failed_queries: set[str] = set()  # query names that failed in this cycle
+        self._failed_queries: set[FailureKey] = set()  # queries that failed in this cycle
         self._sd_lock = threading.Lock()  # /sd is built and published by several threads
         self.reader = reader or PrometheusReader(config, on_failure=self._prometheus_failed)
         self.bridge_target = bridge_target
@@ -111,8 +108,9 @@ class Controller:
     # --- failure bookkeeping -------------------------------------------------------
     def _prometheus_failed(self, query: str, error: str) -> None:
         self.metrics.failures.labels("query", "prometheus").inc()
-        self._failed_queries.add(query)
-        self.failures.failed(_query_key(query), error)
+        key = FailureKey("prometheus", None, f"query {query}")
+        self._failed_queries.add(key)
+        self.failures.failed(key, error)
 
     def _provider_call(self, rt: GroupRuntime, op: str, fn: Callable[[], T]) -> T | None:
         """Run one provider operation: timed, counted, failures logged once. None on error."""
@@ -214,11 +212,12 @@ class Controller:
         """Query Prometheus for every listed group; a query that worked again recovers."""
         self._failed_queries = set()
         observations = self.reader.observe([rt.cfg for rt in self.groups.values()], listed, now)
-        # Every query name, target and predictive too: a name that did not fail this cycle
-        # either worked or was not asked; either way its earlier failure is over.
-        for name in QUERY_NAMES:
-            if name not in self._failed_queries:
-                self.failures.ok(_query_key(name))
+        # Every query failure (target and predictive too, not only capacity/termination)
+        # that did not happen again this cycle is over: log its recovery, so the next
+        # outage with the same text is logged again.
+        for key in self.failures.failing():
+            if key.scope == "prometheus" and key not in self._failed_queries:
+                self.failures.ok(key)
         return observations
 
     def _decide(self, rt: GroupRuntime, obs: Observation, now: float) -> Decision | None:
@@ -442,10 +441,6 @@ class Controller:
                 rt.provider.close()
             except Exception as e:  # noqa: BLE001 - closing must not mask the shutdown
                 log.warning("closing provider of %s: %s", rt.cfg.name, e)
-
-
-def _query_key(name: str) -> FailureKey:
-    return FailureKey("prometheus", None, f"query {name}")
 
 
 def _describe(e: Exception) -> str:
