@@ -261,7 +261,7 @@ def _keys(cls: type, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 
 PROMETHEUS_KEYS = (*_keys(PrometheusConfig), "password_file")
-TOP_LEVEL_KEYS = _keys(Config)
+TOP_LEVEL_KEYS = _keys(Config, without=("base_dir",))  # base_dir: where the file is
 GROUP_KEYS = _keys(GroupConfig, without=("name",))
 BEHAVIOR_KEYS = _keys(ScalingBehavior)
 POLICY_KEYS = {

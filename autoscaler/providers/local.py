@@ -479,6 +479,16 @@ class _DirLock:
         self.lock.release()
 
 
+def _run_dir(value: str, config: Config) -> Path:
+    """A relative run_dir is relative to the configuration file, not to the working
+    directory: started from elsewhere, the daemon must find (and adopt) the same
+    replicas instead of orphaning them and starting new ones."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or config.base_dir is None:
+        return path
+    return config.base_dir / path
+
+
 def build(group: GroupConfig, config: Config) -> LocalProvider:
     """The provider for `group`; raises ValueError listing every bad option."""
     options = dict(group.provider.options or {})
@@ -492,7 +502,7 @@ def build(group: GroupConfig, config: Config) -> LocalProvider:
     return LocalProvider(
         group.name,
         LocalOptions(
-            run_dir=Path(options.get("run_dir", DEFAULTS["run_dir"])).expanduser(),
+            run_dir=_run_dir(options.get("run_dir", DEFAULTS["run_dir"]), config),
             slots=int(slots),
             work_seconds=float(options.get("work_seconds", DEFAULTS["work_seconds"])),
             stop_timeout_seconds=float(
