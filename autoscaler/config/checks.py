@@ -488,6 +488,16 @@ class Checker:
                 _COUNT,
                 _default(GroupConfig, "max_replacements_per_cycle"),
             ),
+            "max_terminations_per_cycle": self.get(
+                section,
+                "max_terminations_per_cycle",
+                path,
+                _COUNT,
+                _default(GroupConfig, "max_terminations_per_cycle"),
+            ),
+            "termination_below_min": self.get(
+                section, "termination_below_min", path, _Bool(), False
+            ),
             "via_bridge": self.get(section, "via_bridge", path, _Bool(), False),
             "replica_api": self.replica_api(section.get("replica_api", _ABSENT), path),
         }
