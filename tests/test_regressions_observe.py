@@ -306,7 +306,7 @@ def test_12_sd_targets_carry_the_configured_labels_and_the_static_ones(fake_prom
         prom.url,
         group_label="pool",
         replica_label="instance_id",
-        sd_labels={"autoscaler": "a"},
+        target_labels={"autoscaler": "a"},
     )
     cfg = parse_config(raw, {})
     cfg = dataclasses.replace(
