@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -605,3 +606,171 @@ def test_15_the_sensor_window_is_an_option_of_simulate(tmp_path) -> None:
         ["--trace", str(tmp_path / "t.csv"), "--per-replica", "1", "--sensor-window", "3600"]
     )
     assert args.sensor_window == 3600
+
+
+def test_21_sigterm_stops_the_daemon_within_a_second(fake_prometheus, tmp_path) -> None:
+    """`autoscaler run`, stuck in a trickled query with a 30 s timeout, exits on SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from tests.harness.stack import local_group
+
+    prom = fake_prometheus(lambda q: trickle(seconds=30))
+    group = local_group(tmp_path / "run", min=0)
+    group["policies"] = [{"type": "headroom", "min_available": 0}]
+    config = {
+        "prometheus": {"url": prom.url, "timeout_seconds": 30},
+        "interval_seconds": 30,
+        "listen": f"127.0.0.1:{free_port()}",
+        "groups": {"web": group},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoscaler", "run", "--config", str(path)],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(repo)},
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not prom.queries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert prom.queries, "the daemon never queried Prometheus"
+        time.sleep(0.3)  # the query is in progress
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        took = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = proc.stdout.read() if proc.stdout else ""
+    assert code == 0, output
+    assert took < 1.0, f"SIGTERM honoured after {took:.1f}s\n{output}"
+
+
+def test_19_agreeing_duplicates_are_one_value_and_stale_ones_are_ignored(fake_prometheus) -> None:
+    now = time.time()
+
+    def answer(query: str) -> Answer:
+        if "capacity" in query:
+            return ok_matrix(
+                [
+                    # scraped twice (two jobs), same value: not a conflict
+                    {"metric": {"job": "x", "group": "a", "replica": "a1"}, "values": [[now, "2"]]},
+                    {"metric": {"job": "y", "group": "a", "replica": "a1"}, "values": [[now, "2"]]},
+                    # a series that ended before stale_after_seconds: not a value, no conflict
+                    {
+                        "metric": {"job": "x", "group": "a", "replica": "a2"},
+                        "values": [[now - 60, "0"]],
+                    },
+                    {"metric": {"job": "y", "group": "a", "replica": "a2"}, "values": [[now, "1"]]},
+                ]
+            )
+        return ok_matrix([])
+
+    prom = fake_prometheus(answer)
+    groups = (dataclasses.replace(_group("a"), stale_after_seconds=30.0),)
+    reader = PrometheusReader(_config(prom.url, groups))
+    obs = reader.observe(groups, {"a": _replicas("a", "a1", "a2")}, now)["a"]
+    assert obs.metrics["a1"].capacity == 2
+    assert obs.metrics["a2"].capacity == 1
+    assert reader.invalid_last_cycle == []
+
+
+def test_19_conflicting_series_for_one_groups_target_signal_are_invalid(fake_prometheus) -> None:
+    now = time.time()
+    query = "max by (group, job) (app_load)"  # forgot to aggregate `job` away
+
+    def answer(q: str) -> Answer:
+        if q == query:
+            return ok_vector(
+                [
+                    {"metric": {"group": "a", "job": "x"}, "value": [now, "0.5"]},
+                    {"metric": {"group": "a", "job": "y"}, "value": [now, "0.9"]},
+                    {"metric": {"group": "b", "job": "x"}, "value": [now, "0.7"]},
+                ]
+            )
+        return ok_matrix([])
+
+    prom = fake_prometheus(answer)
+    groups = (_group("a", query), _group("b", query))
+    invalid: list = []
+    reader = PrometheusReader(_config(prom.url, groups), on_invalid=invalid.append)
+    obs = reader.observe(groups, {"a": [], "b": []}, now)
+    assert obs["a"].signals == {"load": None}
+    assert obs["b"].signals == {"load": 0.7}
+    assert [(i.group, i.signal, i.replica, i.reason) for i in invalid] == [
+        ("a", "load", None, "conflict")
+    ]
+
+
+def test_20_valid_answers_keep_nan_and_infinite_values_for_the_core_to_judge(
+    fake_prometheus,
+) -> None:
+    now = time.time()
+    prom = fake_prometheus(
+        lambda q: ok_matrix(
+            [
+                {"metric": {"group": "a", "replica": r}, "values": [[now - 2, "1"], [now - 1, v]]}
+                for r, v in (("a1", "NaN"), ("a2", "+Inf"), ("a3", "-1"))
+            ]
+        )
+    )
+    groups = (_group("a"),)
+    reader = PrometheusReader(_config(prom.url, groups))
+    obs = reader.observe(groups, {"a": _replicas("a", "a1", "a2", "a3")}, now)["a"]
+    assert obs.prometheus_ok
+    assert math.isnan(obs.metrics["a1"].capacity)
+    assert obs.metrics["a2"].capacity == math.inf and obs.metrics["a3"].capacity == -1
+
+
+def test_19_conflicting_history_series_give_no_forecast_and_are_refetched(fake_prometheus) -> None:
+    from autoscaler.core.spec import PredictivePolicyConfig
+
+    policy = PredictivePolicyConfig(
+        name="forecast",
+        query="max by (group) (app_demand)",
+        demand_per_replica=1.0,
+        season_seconds=3600,
+        seasons=1,
+        level_seconds=300,
+        trend_seconds=0,
+    )
+    conflict = {"on": True}
+
+    def answer(q: str) -> Answer:
+        if q != policy.query:
+            return ok_matrix([])
+        points = [[t, "5"] for t in range(0, 7200, 60)]
+        series = [{"metric": {"group": "a"}, "values": points}]
+        if conflict["on"]:
+            series.append({"metric": {"group": "a", "job": "old"}, "values": [[600, "0"]]})
+        return ok_matrix(series)
+
+    prom = fake_prometheus(answer)
+    group = dataclasses.replace(_group("a"), policies=(policy,))
+    cfg = Config(
+        prometheus=PrometheusConfig(url=prom.url, timeout_seconds=2),
+        groups=(group,),
+        interval_seconds=60,
+    )
+    invalid: list = []
+    reader = PrometheusReader(cfg, on_invalid=invalid.append)
+    obs = reader.observe((group,), {"a": []}, 7200.0)["a"]
+    assert obs.signals == {"forecast": None}
+    assert [(i.group, i.signal, i.reason) for i in invalid] == [("a", "forecast", "conflict")]
+    assert reader.histories[policy.query].end is None  # fetched in full next time
+    conflict["on"] = False
+    obs = reader.observe((group,), {"a": []}, 7200.0)["a"]
+    assert obs.signals["forecast"] == pytest.approx(5.0)
