@@ -774,3 +774,24 @@ def test_19_conflicting_history_series_give_no_forecast_and_are_refetched(fake_p
     conflict["on"] = False
     obs = reader.observe((group,), {"a": []}, 7200.0)["a"]
     assert obs.signals["forecast"] == pytest.approx(5.0)
+
+
+def test_20_a_truncated_or_dropped_answer_is_a_query_failure(fake_prometheus) -> None:
+    def truncated(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", "500")
+        h.end_headers()
+        h.wfile.write(b'{"status": "success", "da')
+        h.wfile.flush()
+        h.close_connection = True
+
+    prom = fake_prometheus(lambda q: truncated)
+    groups = (_group("a"),)
+    failures: list[tuple[str, str]] = []
+    reader = PrometheusReader(
+        _config(prom.url, groups), on_failure=lambda q, e: failures.append((q, e))
+    )
+    obs = reader.observe(groups, {"a": _replicas("a", "a1")}, time.time())["a"]
+    assert not obs.prometheus_ok
+    assert {q for q, _ in failures} == {"capacity", "termination"}, failures

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import requests
+import urllib3.exceptions
 
 CHUNK = 64 * 1024
 MAX_BODY = 256 * 1024 * 1024  # an answer larger than this is refused, not buffered
@@ -105,12 +106,20 @@ def _request(
     ) as resp:
         chunks: list[bytes] = []
         size = 0
-        # read1: return what one socket read brings (read() would wait for a full chunk).
-        while chunk := resp.raw.read1(CHUNK, decode_content=True):
-            if cancel.is_set() or time.monotonic() > deadline:
-                raise Deadline()
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise ValueError(f"answer larger than {MAX_BODY} bytes")
+        try:
+            # read1: what one socket read brings (read() would wait for a whole chunk).
+            while chunk := resp.raw.read1(CHUNK, decode_content=True):
+                if cancel.is_set() or time.monotonic() > deadline:
+                    raise Deadline()
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise ValueError(f"answer larger than {MAX_BODY} bytes")
+        # Reading the raw stream raises urllib3's own errors: give them requests' types.
+        except urllib3.exceptions.ReadTimeoutError as e:
+            raise requests.ReadTimeout(str(e)) from e
+        except urllib3.exceptions.DecodeError as e:
+            raise requests.exceptions.ContentDecodingError(str(e)) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise requests.ConnectionError(str(e)) from e
         return Reply(resp.status_code, b"".join(chunks))
