@@ -213,6 +213,15 @@ def test_12_capacity_metric_accepts_a_series_selector_and_refuses_a_broken_one()
         {},
     )
     assert cfg.capacity_metric == 'replica_capacity{job="replicas"}'
+    for good in (
+        "ns:replica_capacity",
+        "c{}",
+        'c{job="x",}',
+        "c{ a =~ 'x|y' , b != \"z\" }",
+        'c{a="quote \\" inside"}',
+        "c{a=`raw`}",
+    ):
+        assert parse_config(_raw("http://127.0.0.1:9090", capacity_metric=good), {})
     for bad in ("replica_capacity{job=replicas}", "replica_capacity{", "1abc", 'x{a="b"} or y'):
         with pytest.raises(ConfigError, match="capacity_metric"):
             parse_config(_raw("http://127.0.0.1:9090", capacity_metric=bad), {})

@@ -291,8 +291,7 @@ class PrometheusReader:
     def _history(
         self,
         expr: str,
-        policies: Sequence[PredictivePolicyConfig],
-        askers: Sequence[str],
+        users: Sequence[tuple[str, PredictivePolicyConfig]],
         now: float,
     ) -> tuple[QueryHistory | None, set[str]]:
         """The query's history up to `now`, updated with one range query (None on
@@ -300,7 +299,8 @@ class PrometheusReader:
 
         The cache survives a failed cycle: the next one fetches the gap.
         """
-        lookback = max(history_seconds(p) for p in policies)
+        askers = sorted({name for name, _ in users})
+        lookback = max(history_seconds(p) for _, p in users)
         step = history_step(self.interval_seconds, lookback)
         end = math.floor(now / step) * step
         oldest = end - math.ceil(lookback / step) * step
@@ -330,8 +330,10 @@ class PrometheusReader:
         for group, values in conflicts.items():
             fetched.pop(group)
             h.groups.pop(group, None)
-            for p in policies:
-                self._invalid(Invalid(group, p.name, None, "conflict", _disagreement(values)))
+            for name, p in users:
+                if name == group:
+                    detail = _disagreement(values)
+                    self._invalid(Invalid(group, p.name, None, "conflict", detail))
         for group in set(h.groups) | set(fetched):
             series = h.groups.setdefault(group, SeriesHistory())
             series.drop_from(start)
@@ -422,9 +424,7 @@ class PrometheusReader:
                 if isinstance(p, PredictivePolicyConfig):
                     predictive.setdefault(p.query, []).append((g.name, p))
         for expr in sorted(predictive):
-            users = predictive[expr]
-            askers = sorted({name for name, _ in users})
-            histories[expr] = self._history(expr, [p for _, p in users], askers, now)
+            histories[expr] = self._history(expr, predictive[expr], now)
         for expr in set(self.histories) - set(predictive):
             del self.histories[expr]  # no longer asked for: free it
 
