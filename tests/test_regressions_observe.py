@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import threading
 import time
@@ -476,7 +477,9 @@ def test_20_answers_that_are_not_a_prometheus_result_are_query_failures(fake_pro
     assert wrong == {}, "\n".join(f"{k}: {v}" for k, v in wrong.items())
 
 
-def test_20_a_bad_answer_counts_as_a_query_failure_not_a_cycle_failure(fake_prometheus) -> None:
+def test_20_a_bad_answer_counts_as_a_query_failure_not_a_cycle_failure(
+    fake_prometheus, caplog
+) -> None:
     prom = fake_prometheus(lambda q: (200, BAD_ANSWERS["no data"]))
     group = dataclasses.replace(_group("g"), provider=ProviderConfig(type="flaky"))
     cfg = Config(
@@ -488,10 +491,11 @@ def test_20_a_bad_answer_counts_as_a_query_failure_not_a_cycle_failure(fake_prom
     c = Controller(cfg, {"g": FlakyProvider("g")}, metrics, SharedState(0.05))
     stop = threading.Event()
     t = threading.Thread(target=c.run, args=(stop,))
-    t.start()
-    time.sleep(0.5)
-    stop.set()
-    t.join(5)
+    with caplog.at_level(logging.WARNING):
+        t.start()
+        time.sleep(0.5)
+        stop.set()
+        t.join(5)
     c.close()
 
     def value(method: str, endpoint: str) -> float:
@@ -499,8 +503,13 @@ def test_20_a_bad_answer_counts_as_a_query_failure_not_a_cycle_failure(fake_prom
         return metrics.registry.get_sample_value("requests_failures_total", labels) or 0.0
 
     assert value("cycle", "autoscaler") == 0
-    assert value("query", "prometheus") >= 2
+    assert value("query", "prometheus") >= 4  # two queries a cycle, several cycles
     assert c.shared.status is not None and c.shared.status["prometheus_ok"] is False
+    logged = [
+        r.getMessage() for r in caplog.records if "prometheus query capacity" in r.getMessage()
+    ]
+    assert len(logged) == 1 and "invalid answer: no `data` object" in logged[0], logged
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
 
 # --- 21. a deadline per query and per cycle; SIGTERM honoured within a second ----------------

@@ -244,7 +244,11 @@ class PrometheusReader:
         except Cancelled:
             return None
         except Deadline:
-            self.on_failure(name, f"no complete answer within {deadline - start_m:.3g}s")
+            # Worded the same every cycle, so the failure log says it once.
+            if deadline < self._cycle_deadline:
+                self.on_failure(name, f"no complete answer within {self.cfg.timeout_seconds:g}s")
+            else:
+                self.on_failure(name, "no complete answer before the cycle's query budget ran out")
         except InvalidAnswer as e:
             self.on_failure(name, f"invalid answer: {_short(str(e))}")
         except (requests.RequestException, OSError, ValueError) as e:
