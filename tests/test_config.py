@@ -103,6 +103,9 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
         "listen": "[::1]:0",
         "capacity_metric": "free_slots",
         "termination_metric": "please_remove",
+        "group_label": "pool",
+        "replica_label": "instance_id",
+        "target_labels": {"autoscaler": "a"},
         "bridge_address": "127.0.0.1:9101",
         "log_level": "DEBUG",
         "groups": {
@@ -172,6 +175,8 @@ def test_every_schema_field_is_loadable(tmp_path):
     )
     assert (config.interval_seconds, config.listen, config.log_level) == (3.0, "[::1]:0", "debug")
     assert (config.capacity_metric, config.termination_metric) == ("free_slots", "please_remove")
+    assert (config.group_label, config.replica_label) == ("pool", "instance_id")
+    assert config.target_labels == {"autoscaler": "a"}
     assert config.bridge_address == "127.0.0.1:9101"
     (group,) = config.groups
     assert group.policies == (
@@ -286,7 +291,15 @@ CASES = [
     ("bridge_address", "h:0", "port 0 cannot be reached"),
     ("log_level", "verbose", "log_level: must be one of: debug, info, warning, error"),
     ("log_level", "warn", "did you mean 'warning'?"),
-    ("capacity_metric", "free-slots", "capacity_metric: must be a Prometheus metric name"),
+    ("capacity_metric", "free-slots", "capacity_metric: must be a Prometheus series selector"),
+    ("capacity_metric", 'c{job="x"}[1m]', "capacity_metric: must be a Prometheus series selector"),
+    ("termination_metric", "t{job=x}", "termination_metric: must be a Prometheus series selector"),
+    ("group_label", "__name__", "group_label: must be a Prometheus label name"),
+    ("replica_label", "group", "replica_label: must differ from group_label"),
+    ("target_labels", ["a"], "target_labels: must be a mapping of label name to value"),
+    ("target_labels", {"a-b": "x"}, "target_labels.a-b: must be a Prometheus label name"),
+    ("target_labels", {"group": "x"}, "target_labels.group: is set by the autoscaler itself"),
+    ("target_labels", {"env": 1}, "target_labels.env: must be a non-empty string (quote numbers)"),
     ("intervall_seconds", 5, "intervall_seconds: unknown key (did you mean 'interval_seconds'?)"),
     ("zzz", 5, "zzz: unknown key; allowed: bridge_address, capacity_metric"),
     ("groups", {}, "groups: must be a non-empty mapping of group name to group settings"),

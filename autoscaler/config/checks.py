@@ -32,6 +32,15 @@ from autoscaler.core.spec import (
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")  # used in labels, replica names, paths
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# A PromQL series selector: a metric name, optionally with label matchers. Nothing else
+# (no range, offset or operator): the reader appends the range `[window]` itself.
+_LABEL = r"[a-zA-Z_][a-zA-Z0-9_]*"
+_STRING = r'"(?:[^"\\\n]|\\.)*"' + r"|'(?:[^'\\\n]|\\.)*'|`[^`]*`"
+_MATCHER = rf"\s*{_LABEL}\s*(?:=~|!~|!=|=)\s*(?:{_STRING})\s*"
+_SELECTOR = re.compile(
+    rf"[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{{\s*(?:{_MATCHER}(?:,{_MATCHER})*,?\s*)?\}})?"
+)
+_LABEL_NAME = re.compile(rf"(?!__){_LABEL}")  # __-prefixed labels are Prometheus's own
 _HOST = re.compile(r"[A-Za-z0-9_.-]*")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SCALE_IN_ORDERS = ("oldest", "newest")
@@ -368,12 +377,45 @@ class Checker:
             ),
         }
         for key in ("capacity_metric", "termination_metric"):
-            kind = _Text(_METRIC_NAME, "a Prometheus metric name")
+            kind = _Text(
+                _SELECTOR,
+                "a Prometheus series selector: a metric name, optionally with label "
+                'matchers, e.g. replica_capacity{job="replicas"}',
+            )
             values[key] = self.get(doc, key, "", kind, _default(Config, key))
+        label = _Text(_LABEL_NAME, "a Prometheus label name (letters, digits, _; not __...)")
+        for key in ("group_label", "replica_label"):
+            values[key] = self.get(doc, key, "", label, _default(Config, key))
+        if values["group_label"] == values["replica_label"] != _INVALID:
+            self.error("replica_label", "must differ from group_label")
+        values["target_labels"] = self.target_labels(
+            doc.get("target_labels", {}), (values["group_label"], values["replica_label"])
+        )
         groups = self.groups(doc.get("groups", _ABSENT), values["bridge_address"])
         if self.errors or prometheus is None or groups is None:
             return None
         return Config(prometheus=prometheus, groups=groups, **values)
+
+    def target_labels(self, raw: Any, reserved: tuple[str, ...]) -> Any:
+        """Static /sd target labels: label name -> non-empty string."""
+        path = "target_labels"
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.bad(path, raw, "a mapping of label name to value")
+            return _INVALID
+        out: dict[str, str] = {}
+        for name, value in raw.items():
+            where = _join(path, name)
+            if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name):
+                self.error(where, "must be a Prometheus label name (letters, digits, _; not __...)")
+            elif name in reserved:
+                self.error(where, "is set by the autoscaler itself (group_label, replica_label)")
+            elif not isinstance(value, str) or not value:
+                self.bad(where, value, "a non-empty string (quote numbers)")
+            else:
+                out[name] = value
+        return out if len(out) == len(raw) else _INVALID
 
     def prometheus(self, raw: Any, path: str) -> PrometheusConfig | None:
         section = self.mapping(raw, path, PROMETHEUS_KEYS)

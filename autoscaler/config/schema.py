@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +26,15 @@ class Config:
     groups: tuple[GroupConfig, ...]
     interval_seconds: float = 10.0
     listen: str = "127.0.0.1:9100"  # /metrics /status /healthz /sd
+    # Series selectors (`name` or `name{label="v",...}`) of the two replica signals.
     capacity_metric: str = "replica_capacity"
     termination_metric: str = "replica_termination"
+    # Labels naming a series' group and replica: in the queries' results and on /sd targets.
+    group_label: str = "group"
+    replica_label: str = "replica"
+    # Static labels /sd puts on every target (e.g. {autoscaler: a}, to tell two autoscalers
+    # sharing a Prometheus apart with a selector).
+    target_labels: Mapping[str, str] = field(default_factory=dict)
     bridge_address: str | None = None  # "host:port" of `autoscaler bridge`, for via_bridge groups
     log_level: str = "info"
     # Directory of the configuration file (set by load_config): relative paths in provider

@@ -2,8 +2,10 @@
 
 Batched: one query per signal for all groups (replica capacity, replica termination,
 one per distinct target-policy query and one range query per distinct predictive-policy
-query), split client-side by the `group` label, so the number of queries per cycle does
-not grow with the number of groups.
+query), split client-side by the group label (`group_label`, default `group`), so the
+number of queries per cycle does not grow with the number of groups. The capacity and
+termination signals are series selectors (`replica_capacity{job="replicas"}`), so two
+autoscalers sharing a Prometheus each read only their own replicas' series.
 
 Predictive policies need the history of their query (days of it, for the seasonal
 forecast). It is cached per query on a fixed grid of `step` seconds; each cycle fetches
@@ -15,6 +17,15 @@ Samples are read from range selectors (`metric[window]`) so each comes with its 
 timestamp: a sample older than the group's `stale_after_seconds` is missing data, never
 a value. Values are passed through unchanged (NaN, inf, negative included); the decision
 core decides what is usable.
+
+What is not data:
+- an answer that is not a Prometheus result (see `answer.py`): the query failed;
+- several series for one replica (or one group's signal) that disagree, such as a stale
+  exporter's 0 beside the real value: no value for that replica, reported as invalid
+  (`on_invalid`), never merged by timestamp;
+- an answer not complete within the query's deadline (`timeout_seconds`, and all
+  queries of a cycle share max(timeout_seconds, interval_seconds)): the query failed.
+A stop request interrupts the query in progress and skips the rest of the cycle's.
 """
 
 from __future__ import annotations
@@ -22,26 +33,41 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from autoscaler.config import Config, PrometheusConfig
 from autoscaler.core.model import Observation, Replica, ReplicaMetrics
 from autoscaler.core.policies.predictive import forecast, history_seconds
 from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
+from autoscaler.observe.answer import InvalidAnswer, Series, parse_answer
+from autoscaler.observe.http import Cancelled, Deadline, fetch
 
 log = logging.getLogger(__name__)
 
 # Called with the failing query's short name and the error text (already secret-free).
 FailureHook = Callable[[str, str], None]
 
+
+@dataclass(frozen=True)
+class Invalid:
+    """Data Prometheus returned that cannot be used: missing for its replica or group."""
+
+    group: str
+    signal: str  # "capacity", "termination", or the name of the policy whose query it is
+    replica: str | None  # None for a group-level signal
+    reason: str  # "conflict": several series disagree
+    detail: str
+
+
+InvalidHook = Callable[[Invalid], None]
 
 # Prometheus refuses range queries of more than 11,000 points per series; stay below.
 MAX_RANGE_POINTS = 10_000
@@ -67,7 +93,7 @@ class SeriesHistory:
 
 @dataclass
 class QueryHistory:
-    """The cached history of one predictive query, split by the `group` label."""
+    """The cached history of one predictive query, split by the group label."""
 
     step: int
     end: float | None = None  # newest grid time fetched
@@ -84,114 +110,201 @@ def history_step(interval_seconds: float, lookback_seconds: float) -> int:
     )
 
 
-def _client(cfg: PrometheusConfig) -> PrometheusConnect:
+def _session(cfg: PrometheusConfig) -> requests.Session:
     session = requests.Session()
     session.verify = cfg.ca_file or not cfg.insecure_skip_verify
-    auth = (cfg.username, cfg.password or "") if cfg.username else None
-    # One quick retry on connection errors only: a slow retry chain would stretch the
-    # cycle far past its interval when Prometheus is down.
-    retry = Retry(total=1, backoff_factor=0.1, status_forcelist=(), allowed_methods=None)
-    return PrometheusConnect(
-        url=cfg.url.rstrip("/"),
-        auth=auth,
-        session=session,
-        retry=retry,
-        timeout=cfg.timeout_seconds,
+    # One quick retry when the connection cannot be made, and never once the request is
+    # sent: a read timeout retried would double the time a slow Prometheus costs.
+    retry = Retry(
+        total=1,
+        connect=1,
+        read=0,
+        status=0,
+        other=0,
+        backoff_factor=0.1,
+        allowed_methods=None,
+        raise_on_status=False,
     )
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
 
 
-def _bearer_headers(cfg: PrometheusConfig) -> dict[str, str] | None:
-    if not cfg.bearer_token_file:
-        return None
-    # Read on every cycle: mounted tokens rotate.
-    token = Path(cfg.bearer_token_file).read_text().strip()
-    return {"Authorization": f"Bearer {token}"}
+def _headers(cfg: PrometheusConfig) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if cfg.bearer_token_file:
+        # Read on every cycle: mounted tokens rotate.
+        token = Path(cfg.bearer_token_file).read_text().strip()
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
 
-def _latest_samples(series: Iterable[Mapping]) -> dict[tuple[str, str], tuple[float, float]]:
-    """(group, replica) -> (timestamp, value) of the newest sample of each series."""
-    out: dict[tuple[str, str], tuple[float, float]] = {}
-    for s in series:
-        labels = s.get("metric", {})
-        key = (labels.get("group", ""), labels.get("replica", ""))
-        values = s.get("values") or ([s["value"]] if "value" in s else [])
-        if not values:
-            continue
-        ts, raw = values[-1]
-        sample = (float(ts), _to_float(raw))
-        if key not in out or sample[0] > out[key][0]:
-            out[key] = sample
-    return out
+def _value_key(v: float) -> float | str:
+    return "NaN" if math.isnan(v) else v  # NaN == NaN for "do these series agree?"
 
 
-def _series_group(series: Mapping, result: Sequence[Mapping], askers: Sequence[str]) -> str | None:
-    """The group a result series belongs to: its `group` label, or, for a lone unlabelled
+def _agreed(values: Sequence[float]) -> float | None:
+    """The one value several series agree on, or None when they disagree."""
+    return values[0] if len({_value_key(v) for v in values}) == 1 else None
+
+
+def _disagreement(values: Sequence[float]) -> str:
+    shown = ", ".join(f"{v:g}" for v in values[:5])
+    return f"{len(values)} series with different values ({shown})"
+
+
+def _series_group(
+    series: Series, result: Sequence[Series], askers: Sequence[str], label: str
+) -> str | None:
+    """The group a result series belongs to: its group label, or, for a lone unlabelled
     series, the one group that asked the query."""
-    group = series.get("metric", {}).get("group")
+    group = series.labels.get(label)
     if group is None and len(result) == 1 and len(set(askers)) == 1:
         return askers[0]
     return group
 
 
-def _to_float(raw: Any) -> float:
-    try:
-        return float(raw)  # Prometheus encodes NaN/+Inf/-Inf as strings float() understands
-    except (TypeError, ValueError):
-        return math.nan
-
-
 class PrometheusReader:
-    """Reads every group's signals from Prometheus in a fixed number of queries."""
+    """Reads every group's signals from Prometheus in a fixed number of queries.
 
-    def __init__(self, config: Config, on_failure: FailureHook | None = None) -> None:
+    The HTTP request is made here with `requests` rather than through
+    prometheus-api-client (which `simulate`'s backtest still uses): its `custom_query`
+    reads the whole body under a per-read timeout only and returns `data.result` without
+    `status` or `resultType`, so it can neither bound a query's total time, nor be
+    interrupted by a stop request, nor validate the answer.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        on_failure: FailureHook | None = None,
+        on_invalid: InvalidHook | None = None,
+    ) -> None:
         self.cfg = config.prometheus
-        self.capacity_metric = config.capacity_metric
+        self.capacity_metric = config.capacity_metric  # a series selector
         self.termination_metric = config.termination_metric
-        self.client = _client(self.cfg)
+        self.group_label = config.group_label
+        self.replica_label = config.replica_label
+        self.session = _session(self.cfg)
+        self.base_url = self.cfg.url.rstrip("/")
+        self.auth = (self.cfg.username, self.cfg.password or "") if self.cfg.username else None
         self.interval_seconds = config.interval_seconds
         self.on_failure = on_failure or (lambda name, err: None)
+        self.on_invalid = on_invalid or (lambda invalid: None)
         self.queries_last_cycle = 0
         self.history_points_last_cycle = 0  # points received by range queries
+        self.invalid_last_cycle: list[Invalid] = []
         self.histories: dict[str, QueryHistory] = {}  # predictive query -> its cache
+        self._cycle_deadline = math.inf
+        self._stop: threading.Event | None = None
 
+    def close(self) -> None:
+        self.session.close()
+
+    # --- one query ---------------------------------------------------------------------
     def _query(
         self,
         name: str,
         expr: str,
+        expect: str,
         span: tuple[float, float, int] | None = None,
-    ) -> list[dict] | None:
-        """An instant query, or with `span` = (start, end, step) a range query."""
-        self.queries_last_cycle += 1
-        try:
-            self.client.headers = _bearer_headers(self.cfg)
-            if span is None:
-                return self.client.custom_query(expr)
-            start, end, step = span
-            return self.client.custom_query_range(
-                expr,
-                start_time=datetime.fromtimestamp(start, UTC),
-                end_time=datetime.fromtimestamp(end, UTC),
-                step=str(step),
-                # Prometheus stops evaluating when the client gives up.
-                params={"timeout": f"{self.cfg.timeout_seconds:g}s"},
-                timeout=self.cfg.timeout_seconds,
-            )
-        except (requests.RequestException, PrometheusApiClientException, OSError, ValueError) as e:
-            self.on_failure(name, f"{type(e).__name__}: {_short(str(e))}")
-            return None
+    ) -> list[Series] | None:
+        """An instant query, or with `span` = (start, end, step) a range query, whose
+        result must be of type `expect` ("vector" or "matrix").
 
+        None when it failed (reported through on_failure) or was cut short by a stop.
+        """
+        if self._stop is not None and self._stop.is_set():
+            return None  # stopping: no more queries, and nothing to report
+        start_m = time.monotonic()
+        deadline = min(start_m + self.cfg.timeout_seconds, self._cycle_deadline)
+        if deadline - start_m < 0.01:
+            budget = max(self.cfg.timeout_seconds, self.interval_seconds)
+            self.on_failure(name, f"not sent: the cycle's {budget:g}s for queries was spent")
+            return None
+        self.queries_last_cycle += 1
+        # Prometheus stops evaluating when the client gives up.
+        params = {"query": expr, "timeout": f"{deadline - start_m:.3f}"}
+        path = "/api/v1/query"
+        if span is not None:
+            path = "/api/v1/query_range"
+            params.update(start=f"{span[0]:.3f}", end=f"{span[1]:.3f}", step=str(span[2]))
+        try:
+            reply = fetch(
+                self.session,
+                "GET",
+                self.base_url + path,
+                params=params,
+                headers=_headers(self.cfg),
+                auth=self.auth,
+                deadline=deadline,
+                stop=self._stop,
+            )
+            return parse_answer(reply.body, reply.status_code, (expect,))
+        except Cancelled:
+            return None
+        except Deadline:
+            # Worded the same every cycle, so the failure log says it once.
+            if deadline < self._cycle_deadline:
+                self.on_failure(name, f"no complete answer within {self.cfg.timeout_seconds:g}s")
+            else:
+                self.on_failure(name, "no complete answer before the cycle's query budget ran out")
+        except InvalidAnswer as e:
+            self.on_failure(name, f"invalid answer: {_short(str(e))}")
+        except (requests.RequestException, OSError, ValueError) as e:
+            self.on_failure(name, f"{type(e).__name__}: {_short(str(e))}")
+        return None
+
+    def _invalid(self, invalid: Invalid) -> None:
+        self.invalid_last_cycle.append(invalid)
+        self.on_invalid(invalid)
+
+    # --- replica signals ---------------------------------------------------------------
+    def _replica_samples(
+        self, name: str, selector: str, window: str
+    ) -> dict[tuple[str, str], list[tuple[float, float]]] | None:
+        """(group, replica) -> the newest sample of each of its series; None on failure."""
+        res = self._query(name, f"{selector}[{window}]", "matrix")
+        if res is None:
+            return None
+        out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for s in res:
+            group, replica = s.labels.get(self.group_label), s.labels.get(self.replica_label)
+            if group is None or replica is None or not s.samples:
+                continue  # not one of our replicas' series
+            out.setdefault((group, replica), []).append(s.samples[-1])
+        return out
+
+    def _replica_value(
+        self,
+        samples: Mapping[tuple[str, str], list[tuple[float, float]]],
+        group: str,
+        replica: str,
+        signal: str,
+        fresh_after: float,
+    ) -> float | None:
+        fresh = [v for ts, v in samples.get((group, replica), ()) if ts >= fresh_after]
+        if not fresh:
+            return None
+        value = _agreed(fresh)
+        if value is None:
+            self._invalid(Invalid(group, signal, replica, "conflict", _disagreement(fresh)))
+        return value
+
+    # --- predictive history ------------------------------------------------------------
     def _history(
         self,
         expr: str,
-        policies: Sequence[PredictivePolicyConfig],
-        askers: Sequence[str],
+        users: Sequence[tuple[str, PredictivePolicyConfig]],
         now: float,
-    ) -> QueryHistory | None:
-        """The query's history up to `now`, updated with one range query; None on failure.
+    ) -> tuple[QueryHistory | None, set[str]]:
+        """The query's history up to `now`, updated with one range query (None on
+        failure), and the groups whose series disagreed (no history for them).
 
         The cache survives a failed cycle: the next one fetches the gap.
         """
-        lookback = max(history_seconds(p) for p in policies)
+        askers = sorted({name for name, _ in users})
+        lookback = max(history_seconds(p) for _, p in users)
         step = history_step(self.interval_seconds, lookback)
         end = math.floor(now / step) * step
         oldest = end - math.ceil(lookback / step) * step
@@ -200,21 +313,31 @@ class PrometheusReader:
             h = QueryHistory(step)  # new, re-stepped, or the clock went back: start over
             self.histories[expr] = h
         start = oldest if h.end is None or h.end < oldest else h.end
-        res = self._query("predictive", expr, (start, end, step))
+        res = self._query("predictive", expr, "matrix", (start, end, step))
         if res is None:
-            return None
+            return None, set()
         fetched: dict[str, dict[float, float]] = {}
+        conflicts: dict[str, list[float]] = {}
         wanted = set(askers)
         for s in res:
-            group = _series_group(s, res, askers)
+            group = _series_group(s, res, askers, self.group_label)
             if group not in wanted:
                 continue  # unlabelled, or a group nobody here scales: not worth memory
             into = fetched.setdefault(group, {})
-            for ts, raw in s.get("values") or []:
-                into[float(ts)] = _to_float(raw)
-            self.history_points_last_cycle += len(s.get("values") or [])
+            for ts, v in s.samples:
+                if ts in into and _value_key(into[ts]) != _value_key(v):
+                    conflicts.setdefault(group, [into[ts]]).append(v)
+                into[ts] = v
+            self.history_points_last_cycle += len(s.samples)
         for group in set(h.groups) - wanted:
             del h.groups[group]  # no longer asked for
+        for group, values in conflicts.items():
+            fetched.pop(group)
+            h.groups.pop(group, None)
+            for name, p in users:
+                if name == group:
+                    detail = _disagreement(values)
+                    self._invalid(Invalid(group, p.name, None, "conflict", detail))
         for group in set(h.groups) | set(fetched):
             series = h.groups.setdefault(group, SeriesHistory())
             series.drop_from(start)
@@ -224,8 +347,9 @@ class PrometheusReader:
             series.drop_before(oldest)  # the forecast never reads older points
             if not series.times:
                 del h.groups[group]
-        h.end = end
-        return h
+        # A group dropped for disagreeing series is fetched in full once they agree.
+        h.end = None if conflicts else end
+        return h, set(conflicts)
 
     @staticmethod
     def _forecast(
@@ -240,51 +364,71 @@ class PrometheusReader:
         f = forecast(series.points, now, policy, series.times)
         return None if f is None else f.value
 
+    # --- one cycle ---------------------------------------------------------------------
     def observe(
         self,
         groups: Sequence[GroupConfig],
         replicas: Mapping[str, Sequence[Replica]],
         now: float,
+        stop: threading.Event | None = None,
     ) -> dict[str, Observation]:
-        """One Observation per group in `replicas` (groups whose listing failed are absent)."""
+        """One Observation per group in `replicas` (groups whose listing failed are absent).
+
+        `stop`, when set, interrupts the query in progress and skips the others: the
+        observations then have no data (prometheus_ok False).
+        """
         self.queries_last_cycle = 0
         self.history_points_last_cycle = 0
+        self.invalid_last_cycle = []
+        self._stop = stop
+        # Every query of the cycle shares one budget: a slow Prometheus costs one
+        # interval at most, not a timeout per query.
+        budget = max(self.cfg.timeout_seconds, self.interval_seconds)
+        self._cycle_deadline = time.monotonic() + budget
+        try:
+            return self._observe(groups, replicas, now)
+        finally:
+            self._stop = None
+            self._cycle_deadline = math.inf
+
+    def _observe(
+        self,
+        groups: Sequence[GroupConfig],
+        replicas: Mapping[str, Sequence[Replica]],
+        now: float,
+    ) -> dict[str, Observation]:
         window = max((g.stale_after_seconds for g in groups), default=30.0)
         # Range selectors give each sample's own timestamp, which staleness needs.
         w = f"{max(1, math.ceil(window))}s"
-        cap = self._query("capacity", f"{self.capacity_metric}[{w}]")
-        term = self._query("termination", f"{self.termination_metric}[{w}]")
-        capacity = _latest_samples(cap or [])
-        termination = _latest_samples(term or [])
-        prometheus_ok = cap is not None and term is not None
+        capacity = self._replica_samples("capacity", self.capacity_metric, w)
+        termination = self._replica_samples("termination", self.termination_metric, w)
+        prometheus_ok = capacity is not None and termination is not None
 
         target_askers: dict[str, list[str]] = {}  # query -> groups asking it
         for g in groups:
             for p in g.policies:
                 if isinstance(p, TargetPolicyConfig):
                     target_askers.setdefault(p.query, []).append(g.name)
-        signals: dict[str, dict[str, float]] = {}  # query -> group -> value
+        signals: dict[str, dict[str, list[float]]] = {}  # query -> group -> values
         for expr in sorted(target_askers):
-            res = self._query("target", expr)
+            res = self._query("target", expr, "vector")
             if res is None:
                 continue
-            by_group: dict[str, float] = {}
+            by_group: dict[str, list[float]] = {}
             for s in res:
-                group = _series_group(s, res, target_askers[expr])
-                if group is not None and "value" in s:
-                    by_group[group] = _to_float(s["value"][1])
+                group = _series_group(s, res, target_askers[expr], self.group_label)
+                if group is not None and s.samples:
+                    by_group.setdefault(group, []).append(s.samples[-1][1])
             signals[expr] = by_group
 
-        histories: dict[str, QueryHistory | None] = {}
+        histories: dict[str, tuple[QueryHistory | None, set[str]]] = {}
         predictive: dict[str, list[tuple[str, PredictivePolicyConfig]]] = {}
         for g in groups:
             for p in g.policies:
                 if isinstance(p, PredictivePolicyConfig):
                     predictive.setdefault(p.query, []).append((g.name, p))
         for expr in sorted(predictive):
-            users = predictive[expr]
-            askers = sorted({name for name, _ in users})
-            histories[expr] = self._history(expr, [p for _, p in users], askers, now)
+            histories[expr] = self._history(expr, predictive[expr], now)
         for expr in set(self.histories) - set(predictive):
             del self.histories[expr]  # no longer asked for: free it
 
@@ -295,18 +439,27 @@ class PrometheusReader:
             fresh_after = now - g.stale_after_seconds
             metrics: dict[str, ReplicaMetrics] = {}
             for r in replicas[g.name]:
-                c = capacity.get((g.name, r.id))
-                t = termination.get((g.name, r.id))
-                mc = c[1] if c and c[0] >= fresh_after else None
-                mt = t[1] if t and t[0] >= fresh_after else None
+                mc = mt = None
+                if capacity is not None:
+                    mc = self._replica_value(capacity, g.name, r.id, "capacity", fresh_after)
+                if termination is not None:
+                    mt = self._replica_value(termination, g.name, r.id, "termination", fresh_after)
                 if mc is not None or mt is not None:
                     metrics[r.id] = ReplicaMetrics(capacity=mc, termination=mt)
             group_signals: dict[str, float | None] = {}
             for p in g.policies:
                 if isinstance(p, TargetPolicyConfig):
-                    group_signals[p.name] = signals.get(p.query, {}).get(g.name)
+                    values = signals.get(p.query, {}).get(g.name)
+                    value = _agreed(values) if values else None
+                    if values and value is None:
+                        detail = _disagreement(values)
+                        self._invalid(Invalid(g.name, p.name, None, "conflict", detail))
+                    group_signals[p.name] = value
                 elif isinstance(p, PredictivePolicyConfig):
-                    group_signals[p.name] = self._forecast(histories.get(p.query), g, p, now)
+                    h, conflicted = histories.get(p.query, (None, set()))
+                    group_signals[p.name] = (
+                        None if g.name in conflicted else self._forecast(h, g, p, now)
+                    )
             out[g.name] = Observation(
                 group=g.name,
                 at=now,

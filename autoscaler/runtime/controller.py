@@ -31,7 +31,7 @@ from autoscaler.core.spec import (
     PredictivePolicyConfig,
     TargetPolicyConfig,
 )
-from autoscaler.observe.prometheus import PrometheusReader
+from autoscaler.observe.prometheus import Invalid, PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.logs import FailureKey, FailureLog
@@ -76,7 +76,9 @@ class Controller:
         self.failures = FailureLog(log)
         self._failed_queries: set[FailureKey] = set()  # queries that failed in this cycle
         self._sd_lock = threading.Lock()  # /sd is built and published by several threads
-        self.reader = reader or PrometheusReader(config, on_failure=self._prometheus_failed)
+        self.reader = reader or PrometheusReader(
+            config, on_failure=self._prometheus_failed, on_invalid=self._invalid_sample
+        )
         self.bridge_target = bridge_target
         self.groups = {g.name: GroupRuntime(g, providers[g.name]) for g in config.groups}
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(self.groups))))
@@ -111,6 +113,9 @@ class Controller:
         key = FailureKey("prometheus", None, f"query {query}")
         self._failed_queries.add(key)
         self.failures.failed(key, error)
+
+    def _invalid_sample(self, invalid: Invalid) -> None:
+        self.metrics.invalid_samples.labels(invalid.group, invalid.signal, invalid.reason).inc()
 
     def _provider_call(self, rt: GroupRuntime, op: str, fn: Callable[[], T]) -> T | None:
         """Run one provider operation: timed, counted, failures logged once. None on error."""
@@ -151,8 +156,11 @@ class Controller:
             self.failures.ok(FailureKey("provider", g, op))
 
     # --- one cycle -----------------------------------------------------------------
-    def cycle(self) -> bool:
-        """Run one observe -> decide -> act cycle. True when every query and listing worked."""
+    def cycle(self, stop: threading.Event | None = None) -> bool:
+        """Run one observe -> decide -> act cycle. True when every query and listing worked.
+
+        `stop`, once set, interrupts the Prometheus queries, and the cycle ends unacted.
+        """
         start = time.monotonic()
         now = self.clock()
         listed: dict[str, list[Replica]] = {}
@@ -164,7 +172,9 @@ class Controller:
                 listed[name] = replicas
                 if rt.state is None:
                     rt.state = planner.initial_state(replicas)
-        observations = self._observe(listed, now)
+        observations = self._observe(listed, now, stop)
+        if stop is not None and stop.is_set():
+            return False  # stopping: observations cut short are no basis for acting
         prometheus_ok = (
             all(o.prometheus_ok for o in observations.values()) if observations else True
         )
@@ -208,10 +218,18 @@ class Controller:
             self.shared.publish(self._status(now, prometheus_ok), self._sd())
         return ok and planned
 
-    def _observe(self, listed: Mapping[str, list[Replica]], now: float) -> dict[str, Observation]:
+    def _observe(
+        self,
+        listed: Mapping[str, list[Replica]],
+        now: float,
+        stop: threading.Event | None = None,
+    ) -> dict[str, Observation]:
         """Query Prometheus for every listed group; a query that worked again recovers."""
         self._failed_queries = set()
-        observations = self.reader.observe([rt.cfg for rt in self.groups.values()], listed, now)
+        groups = [rt.cfg for rt in self.groups.values()]
+        observations = self.reader.observe(groups, listed, now, stop=stop)
+        if stop is not None and stop.is_set():
+            return observations  # queries cut short by a stop neither failed nor recovered
         # Every query failure (target and predictive too, not only capacity/termination)
         # that did not happen again this cycle is over: log its recovery, so the next
         # outage with the same text is logged again.
@@ -358,7 +376,7 @@ class Controller:
         groups: dict[str, Any] = {}
         for name, rt in self.groups.items():
             obs, d = rt.observation, rt.decision
-            replicas = []
+            replicas: list[dict[str, Any]] = []
             for r in rt.replicas or []:
                 sample = obs.metrics.get(r.id) if obs else None
                 replicas.append(
@@ -373,6 +391,11 @@ class Controller:
                         "termination": _json_number(sample.termination) if sample else None,
                     }
                 )
+            invalid = [i for i in self.reader.invalid_last_cycle if i.group == name]
+            for entry in replicas:
+                bad = {i.signal: i.detail for i in invalid if i.replica == entry["id"]}
+                if bad:
+                    entry["invalid"] = bad  # e.g. {"capacity": "2 series with different ..."}
             groups[name] = {
                 "provider": rt.cfg.provider.type,
                 "min": rt.cfg.min,
@@ -389,6 +412,15 @@ class Controller:
                     "replicas_reporting": sum(
                         1 for v in obs.metrics.values() if v.capacity is not None
                     ),
+                    "invalid": [
+                        {
+                            "signal": i.signal,
+                            "replica": i.replica,
+                            "reason": i.reason,
+                            "detail": i.detail,
+                        }
+                        for i in invalid
+                    ],
                 },
                 "decision": None if d is None else decision_json(d),
                 "cooldown_remaining": dict(d.cooldown_remaining) if d else {},
@@ -412,7 +444,11 @@ class Controller:
             for r in sorted(rt.replicas or [], key=lambda r: (r.created_at, r.id)):
                 if not r.address or r.state is ReplicaState.DELETING:
                     continue
-                labels = {"group": name, "replica": r.id}
+                labels = {
+                    **self.config.target_labels,
+                    self.config.group_label: name,
+                    self.config.replica_label: r.id,
+                }
                 if rt.cfg.via_bridge and self.bridge_target is not None:
                     sd["bridge"].append(
                         {"targets": [self.bridge_target(r, rt.cfg)], "labels": labels}
@@ -423,12 +459,13 @@ class Controller:
 
     # --- the loop ------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        """Cycle every interval until `stop` is set; a stop request waits for the cycle."""
+        """Cycle every interval until `stop` is set; a stop request interrupts the
+        cycle's Prometheus queries (an action already started runs to its end)."""
         interval = self.config.interval_seconds
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.cycle()
+                self.cycle(stop)
             except Exception:  # noqa: BLE001 - the loop must survive its own bugs too
                 self.metrics.failures.labels("cycle", "autoscaler").inc()
                 log.exception("cycle failed unexpectedly; continuing")

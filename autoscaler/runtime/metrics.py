@@ -122,6 +122,13 @@ class Metrics:
             ["group", "provider", "dry_run"],
             registry=r,
         )
+        self.invalid_samples = Counter(
+            "autoscaler_invalid_samples",
+            "Samples read from Prometheus that could not be used (e.g. several series for "
+            "one replica that disagree): missing data for that replica or signal.",
+            ["group", "signal", "reason"],
+            registry=r,
+        )
         self.quota_exceeded = Counter(
             "autoscaler_quota_exceeded",
             "Creates refused by a provider quota.",

@@ -15,7 +15,13 @@ from autoscaler.simulation import baselines
 from autoscaler.simulation.backtest import parse_time, range_trace
 from autoscaler.simulation.oracle import oracle
 from autoscaler.simulation.plot import plot
-from autoscaler.simulation.replay import default_initial, replay, tick_demand, tick_seconds
+from autoscaler.simulation.replay import (
+    SENSOR_WINDOW_SECONDS,
+    default_initial,
+    replay,
+    tick_demand,
+    tick_seconds,
+)
 from autoscaler.simulation.report import table, write_timeline
 from autoscaler.simulation.run import Run
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
@@ -58,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--initial", type=int, help="replicas running at the start")
     parser.add_argument("--step", type=float, default=60.0, help="evaluation interval (s)")
+    parser.add_argument(
+        "--sensor-window",
+        type=float,
+        default=SENSOR_WINDOW_SECONDS,
+        metavar="SECONDS",
+        help="policies see the demand's mean over this long, like rate(x[1m]) "
+        f"(default {SENSOR_WINDOW_SECONDS:g}, whatever the trace's step)",
+    )
     parser.add_argument("--plot", type=Path, help="write a PNG plot here")
     parser.add_argument("--timeline", type=Path, help="write the timeline (.csv or .json)")
     parser.add_argument("--json", type=Path, help="write the summaries as JSON")
@@ -114,7 +128,9 @@ def simulate(args: argparse.Namespace) -> tuple[list[Run], Run | None]:
     model = _model(args, trace)
     specs = _specs(args, model)
     initial = args.initial if args.initial is not None else default_initial(trace, model)
-    runs = [replay(trace, s, model, initial=initial) for s in specs]
+    runs = [
+        replay(trace, s, model, initial=initial, window_seconds=args.sensor_window) for s in specs
+    ]
     best = None
     if not args.no_oracle:
         dt = tick_seconds(trace, model, [])

@@ -11,8 +11,9 @@ would, from an Observation built like `observe` builds one:
 - signals: each target policy's query value is the utilization (see `Signal`), each
   predictive policy's the forecast of the demand, as `observe` computes it live.
 
-The observed demand is the mean over the last `window_seconds`, like `rate(x[1m])`: a
-reactive policy sees the past, never the tick it is deciding for.
+The observed demand is the mean over the last `window_seconds` (default 60 s, like
+`rate(x[1m])`; at least one tick), whatever the trace's step: a reactive policy sees the
+past, never the tick it is deciding for.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.sim_provider import SimProvider
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
 from autoscaler.simulation.trace import Trace
+
+# The observed demand is its mean over this long, like the `rate(x[1m])` of a real query.
+SENSOR_WINDOW_SECONDS = 60.0
 
 
 def _seconds(x: float, what: str) -> int:
@@ -73,7 +77,7 @@ def replay(
     model: ReplicaModel,
     *,
     initial: int | None = None,
-    window_seconds: float | None = None,
+    window_seconds: float = SENSOR_WINDOW_SECONDS,
     dt: int | None = None,
 ) -> Run:
     """Replay `trace` through the planner with `spec`; deterministic for the same inputs."""
@@ -83,7 +87,9 @@ def replay(
     every = _seconds(spec.interval_seconds, "interval") // dt
     if every * dt != _seconds(spec.interval_seconds, "interval"):
         raise ValueError(f"tick {dt}s does not divide interval {spec.interval_seconds}s")
-    window = max(1, int(round((window_seconds or max(60.0, trace.step)) / dt)))
+    if not (window_seconds > 0 and math.isfinite(window_seconds)):
+        raise ValueError(f"sensor window must be > 0 seconds, got {window_seconds}")
+    window = max(1, int(round(window_seconds / dt)))
     demand = tick_demand(trace, dt)
     prefix = [0.0]
     for d in demand:
