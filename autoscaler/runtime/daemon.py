@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
-        log.info("%s received: stopping after the current cycle", signal.Signals(signum).name)
+        # A query in progress is abandoned at once; provider calls already started finish.
+        log.info("%s received: stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
