@@ -150,6 +150,7 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
                 "max_replacements_per_cycle": 0,
                 "via_bridge": True,
                 "replica_api": {"port": 8081, "path": "/status"},
+                "expect_capacity": True,
             }
         },
     }
@@ -199,6 +200,7 @@ def test_every_schema_field_is_loadable(tmp_path):
     assert (group.warmup_seconds, group.dry_run, group.stale_after_seconds) == (0.0, True, 12.0)
     assert (group.fallback_replicas, group.scale_in_order) == (4, "newest")
     assert (group.max_replacements_per_cycle, group.via_bridge) == (0, True)
+    assert group.expect_capacity is True
     assert group.provider.options == {"size": 3}
     # Every dataclass field was set away from its default: none is unloadable.
     for obj in (config, config.prometheus, group, group.policies[3]):
@@ -300,6 +302,12 @@ CASES = [
     ("groups.web.stale_after_seconds", 0, "stale_after_seconds: must be a number > 0"),
     ("groups.web.max_replacements_per_cycle", -2, "max_replacements_per_cycle: must be an integer"),
     ("groups.web.via_bridge", True, "groups.web.via_bridge: needs the top-level bridge_address"),
+    ("groups.web.expect_capacity", "yes", "expect_capacity: must be true or false or null"),
+    (
+        "groups.web.expect_capacity",
+        False,
+        "expect_capacity: cannot be false with a headroom policy",
+    ),
     ("groups.web.scale_down", 5, "groups.web.scale_down: must be a mapping (got 5)"),
     ("groups.web.scale_down.max_step_percent", 0, "max_step_percent: must be a number > 0 or null"),
     ("groups.web.scale_up.max_step_replicas", 0, "max_step_replicas: must be an integer >= 1"),

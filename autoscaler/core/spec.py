@@ -106,3 +106,7 @@ class GroupConfig:
     # How the bridge reads these replicas' JSON API (protocol, port, path, capacity_key,
     # termination_key); unset keys fall back to REPLICA_API_* and SimpleScaleVM's defaults.
     replica_api: Mapping[str, Any] = field(default_factory=dict)
+    # Do the replicas export the capacity gauge? None = decide from the group
+    # (core/capacity.py capacity_expected); True = a replica without a valid sample is
+    # always missing data, even when none reports; False = they export none.
+    expect_capacity: bool | None = None
