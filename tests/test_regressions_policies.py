@@ -147,3 +147,16 @@ def test_replica_reporting_more_than_replica_capacity_is_not_the_scale_in_victim
         d, _ = plan(group(), o, PlannerState(), NOW)
         assert "r0" not in d.delete, bogus
         assert (d.desired, d.code) == (4, "partial"), bogus
+
+
+def test_declared_capacity_gauge_makes_silent_direct_replicas_missing() -> None:
+    # A direct-scraped target-only group cannot tell "none reports" from "none exports"
+    # by itself: expect_capacity: true says the replicas export it, so silence holds.
+    g = group(expect_capacity=True)
+    d, _ = plan(g, obs(reps(4), signals={"cpu": 50.0}), PlannerState(), NOW)
+    assert (d.desired, d.delete, d.code) == (4, (), "partial")
+
+
+def test_headroom_group_counts_every_silent_replica_as_unreported() -> None:
+    g = group(policies=(HeadroomPolicyConfig("free", 1.0),))
+    assert len(assess(obs(reps(4)), g).unreported) == 4

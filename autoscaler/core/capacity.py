@@ -31,7 +31,8 @@ def ceil_tolerant(x: float) -> int:
     """
     if not math.isfinite(x):
         raise ValueError(f"ceil_tolerant needs a finite number, got {x!r}")
-    return math.ceil(x - _RELATIVE_EPSILON * max(1.0, abs(x)))
+    shifted = x - _RELATIVE_EPSILON * max(1.0, abs(x))
+    return math.ceil(shifted if math.isfinite(shifted) else x)  # -1.8e308 shifts to -inf
 
 
 def ceil_count(x: float) -> int | None:
@@ -142,7 +143,8 @@ class Assessment:
     capacity: dict[str, float]  # healthy replica id -> valid capacity sample (warming too)
     missing: tuple[str, ...]  # healthy, past warm-up, without a valid sample (invalid too)
     reporting: bool  # some replica of the group has a capacity sample, usable or not
-    available: float  # valid samples + full slots in warm-up; inf if the sum overflows
+    available: float  # valid samples + full slots in warm-up; inf if the sum overflows,
+    # NaN when replica_capacity is not a finite positive number
     known: int  # healthy replicas counted in `available` (warming or with a valid sample)
     idle: tuple[Replica, ...]  # past warm-up and fully free: the only headroom scale-in candidates
     # Healthy replicas whose sample is present but invalid (NaN, inf, < 0, > replica_capacity):
@@ -196,7 +198,9 @@ def assess(obs: Observation, group: GroupConfig) -> Assessment:
         capacity=capacity,
         missing=tuple(missing),
         reporting=reporting,
-        available=total(counted),
+        # Without a valid slot size nothing can be counted (headroom says so): NaN, never
+        # a negative or made-up free capacity.
+        available=total(counted) if math.isfinite(slot) and slot > 0 else math.nan,
         known=len(healthy) - len(missing),
         idle=tuple(idle),
         invalid=tuple(invalid),
