@@ -511,10 +511,11 @@ class Checker:
                 )
         policies = values["policies"]
         if values["expect_capacity"] is False and isinstance(policies, tuple):
-            if any(isinstance(p, HeadroomPolicyConfig) for p in policies):
+            readers = [p.type for p in policies if p.reads_capacity]
+            if readers:
                 self.error(
                     _join(path, "expect_capacity"),
-                    "cannot be false with a headroom policy, which reads replica_capacity",
+                    f"cannot be false with a {readers[0]} policy, which reads replica_capacity",
                 )
         if values["via_bridge"] is True and bridge_address is None:
             self.error(

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from autoscaler.core.model import Observation, Replica, ReplicaMetrics, ReplicaState, usable
-from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig
+from autoscaler.core.spec import GroupConfig
 
 # Float noise must not add a replica: ceil(0.30000000000000004 / 0.1) would be 4; nor
 # move a band edge: 0.72 / 0.8 is 0.8999999999999999, not below 0.9.
@@ -116,7 +116,7 @@ def capacity_expected(obs: Observation, group: GroupConfig) -> bool:
     No replica reporting is the worst case of partial data, not "complete" (DESIGN §4), so
     silence alone can never show that a group exports no capacity. Expected when:
     - the group sets `expect_capacity` (true or false: the user's word wins);
-    - a headroom policy reads it (capacity is that policy's input);
+    - a policy reads it (`reads_capacity`: headroom; capacity is its input);
     - the group is read through the bridge with a capacity key (the bridge answers
       `replica_capacity` for every replica it can read);
     - any replica of the group has a capacity sample this cycle, usable or not.
@@ -126,7 +126,7 @@ def capacity_expected(obs: Observation, group: GroupConfig) -> bool:
     declared = group.expect_capacity
     if declared is not None:
         return declared
-    if any(isinstance(p, HeadroomPolicyConfig) for p in group.policies):
+    if any(p.reads_capacity for p in group.policies):
         return True
     if group.via_bridge and group.replica_api.get("capacity_key", "capacity") != "":
         return True

@@ -59,10 +59,14 @@ def _window(history: History, times: Sequence[float], start: float, end: float) 
 
 
 def _mean(values: Sequence[float]) -> float:
-    """Mean of finite non-negative values that never overflows: each term is divided
-    first, so no partial sum exceeds the largest value."""
+    """Mean of finite non-negative values that never overflows.
+
+    When the sum itself would overflow, each term is divided first, so that no partial
+    sum exceeds the largest value (slightly less exact, only ever needed near 1e308).
+    """
     n = len(values)
-    return total(v / n for v in values)
+    whole = total(values)
+    return whole / n if math.isfinite(whole) else total(v / n for v in values)
 
 
 def _finite_or_inf(x: float) -> float:
