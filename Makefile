@@ -14,7 +14,7 @@ help:
 	@echo "make demo   - real Prometheus + autoscaler + local replicas + load, live line per cycle"
 	@echo "make test   - install everything and run lint, rule tests and the whole test suite"
 	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
-	@echo "make lint   - ruff, and the Grafana dashboards match their generator"
+	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator"
 	@echo "make dashboards - regenerate grafana/dashboards/*.json from grafana/build_dashboards.py"
 
 setup-debs:
@@ -46,6 +46,8 @@ demo: setup-debs $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check autoscaler tests bench grafana
 	$(BIN)/ruff format --check autoscaler tests bench grafana
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python grafana/build_dashboards.py --check
 
 dashboards: $(VENV)/.dev

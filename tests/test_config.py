@@ -148,6 +148,8 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
                 "fallback_replicas": 4,
                 "scale_in_order": "newest",
                 "max_replacements_per_cycle": 0,
+                "max_terminations_per_cycle": 3,
+                "termination_below_min": True,
                 "via_bridge": True,
                 "replica_api": {"port": 8081, "path": "/status"},
                 "expect_capacity": True,
@@ -200,12 +202,15 @@ def test_every_schema_field_is_loadable(tmp_path):
     assert (group.warmup_seconds, group.dry_run, group.stale_after_seconds) == (0.0, True, 12.0)
     assert (group.fallback_replicas, group.scale_in_order) == (4, "newest")
     assert (group.max_replacements_per_cycle, group.via_bridge) == (0, True)
+    assert (group.max_terminations_per_cycle, group.termination_below_min) == (3, True)
     assert group.expect_capacity is True
     assert group.provider.options == {"size": 3}
     # Every dataclass field was set away from its default: none is unloadable.
     for obj in (config, config.prometheus, group, group.policies[3]):
         for f in dataclasses.fields(obj):
-            if f.default is not dataclasses.MISSING and f.name not in ("bearer_token_file", "type"):
+            # base_dir is not a key: load_config sets it to the file's directory.
+            skip = ("bearer_token_file", "type", "base_dir")
+            if f.default is not dataclasses.MISSING and f.name not in skip:
                 assert getattr(obj, f.name) != f.default, f.name
 
 
@@ -301,6 +306,8 @@ CASES = [
     ("groups.web.warmup_seconds", -1, "warmup_seconds: must be a number >= 0 (got -1)"),
     ("groups.web.stale_after_seconds", 0, "stale_after_seconds: must be a number > 0"),
     ("groups.web.max_replacements_per_cycle", -2, "max_replacements_per_cycle: must be an integer"),
+    ("groups.web.max_terminations_per_cycle", -1, "max_terminations_per_cycle: must be an integer"),
+    ("groups.web.termination_below_min", "no", "termination_below_min: must be true or false"),
     ("groups.web.via_bridge", True, "groups.web.via_bridge: needs the top-level bridge_address"),
     ("groups.web.expect_capacity", "yes", "expect_capacity: must be true or false or null"),
     (

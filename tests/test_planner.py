@@ -45,9 +45,11 @@ def run(g: GroupConfig, o: Observation, state: PlannerState | None = None):
 def check_consistent(d, g: GroupConfig) -> None:
     assert g.min <= d.desired <= g.max
     assert d.create == max(0, d.desired - d.current)
-    assert d.direction == (
-        "up" if d.desired > d.current else "down" if d.desired < d.current else "hold"
-    )
+    # a scale event is a change from the size before this cycle's removals (replacements
+    # of terminating and failed replicas are none)
+    healthy = {r.id for r in d.assessment.healthy}
+    base = d.current + sum(1 for rid in d.delete if rid not in healthy)
+    assert d.direction == ("up" if d.desired > base else "down" if d.desired < base else "hold")
 
 
 # ---------------------------------------------------------------- combine
@@ -290,12 +292,33 @@ def test_initial_state_remembers_the_newest_replica() -> None:
 
 
 def test_step_limit_values() -> None:
-    assert step_limit(ScalingBehavior(), 10) is None
-    assert step_limit(ScalingBehavior(max_step_replicas=4, max_step_percent=100), 2) == 4
-    assert step_limit(ScalingBehavior(max_step_replicas=4, max_step_percent=100), 10) == 10
-    assert step_limit(ScalingBehavior(max_step_percent=10), 0) == 1
-    assert step_limit(ScalingBehavior(max_step_percent=10), 15) == 2
-    assert step_limit(ScalingBehavior(max_step_replicas=0), 5) == 1
+    for up in (True, False):
+        assert step_limit(ScalingBehavior(), 10, up=up) is None
+        both = ScalingBehavior(max_step_replicas=4, max_step_percent=100)
+        assert step_limit(both, 2, up=up) == 4
+        assert step_limit(both, 10, up=up) == 10
+        assert step_limit(ScalingBehavior(max_step_percent=10), 0, up=up) == 1
+        assert step_limit(ScalingBehavior(max_step_replicas=0), 5, up=up) == 1
+    # percent: ceil going up, floor going down (at least 1)
+    assert step_limit(ScalingBehavior(max_step_percent=10), 15, up=True) == 2
+    assert step_limit(ScalingBehavior(max_step_percent=10), 15, up=False) == 1
+    assert step_limit(ScalingBehavior(max_step_percent=50), 3, up=True) == 2
+    assert step_limit(ScalingBehavior(max_step_percent=50), 3, up=False) == 1
+    assert step_limit(ScalingBehavior(max_step_percent=50), 1, up=False) == 1
+    # float noise moves neither: 10 * 70 / 100 = 7.000000000000001, 100 * 29 / 100 ~ 28.99..
+    assert step_limit(ScalingBehavior(max_step_percent=70), 10, up=True) == 7
+    assert step_limit(ScalingBehavior(max_step_percent=29), 100, up=False) == 29
+
+
+def test_percent_step_limits_through_the_planner() -> None:
+    g = group(
+        scale_up=ScalingBehavior(max_step_percent=50),
+        scale_down=ScalingBehavior(max_step_percent=50),
+    )
+    d, _ = run(g, obs(reps(3), signals={"cpu": 1000.0}))
+    assert (d.desired, d.create, d.code) == (5, 2, "step_limit")  # ceil(1.5) = 2 up
+    d2, _ = run(g, obs(reps(3), signals={"cpu": 10.0}))
+    assert (d2.desired, len(d2.delete), d2.code) == (2, 1, "step_limit")  # floor(1.5) = 1 down
 
 
 def test_step_limit_applies_per_direction() -> None:
@@ -332,8 +355,9 @@ def test_disabled_scale_down_still_removes_terminating_and_failed_replicas() -> 
     replicas = reps(4) + [rep("f", ReplicaState.FAILED)]
     metrics = {"r1": ReplicaMetrics(termination=1)}
     d, _ = run(g, obs(replicas, metrics, {"cpu": 10.0}))
-    assert (d.current, d.desired) == (3, 3)
-    assert d.delete == ("r1", "f") and d.create == 0
+    # both removed and both replaced: the group holds at 5 (it used to shrink to 3)
+    assert (d.current, d.desired, d.direction) == (3, 5, "hold")
+    assert d.delete == ("r1", "f") and d.create == 2
 
 
 def test_disabled_scale_down_still_obeys_max() -> None:
@@ -367,17 +391,19 @@ def test_terminating_replicas_are_always_deleted_and_not_counted() -> None:
     replicas = reps(3)
     metrics = {"r1": ReplicaMetrics(termination=1)}
     d, _ = run(group(), obs(replicas, metrics, {"cpu": 100.0}))
-    assert (d.current, d.desired, d.delete, d.code) == (2, 2, ("r1",), "termination")
-    # even while scaling up, and they are replaced by the count
+    # replaced in the same cycle (this test used to assert desired 2: no replacement)
+    assert (d.current, d.desired, d.delete, d.code) == (2, 3, ("r1",), "termination")
+    assert (d.create, d.direction) == (1, "hold")
+    # even while scaling up: the replacement plus the scale-up
     d2, _ = run(group(), obs(replicas, metrics, {"cpu": 200.0}))
-    assert d2.delete == ("r1",) and d2.create == 2
+    assert d2.delete == ("r1",) and d2.create == 2 and d2.direction == "up"
 
 
 def test_terminating_replicas_are_deleted_even_in_cooldown_and_partial() -> None:
     g = group(scale_down=ScalingBehavior(cooldown_seconds=600), policies=(CPU, MEM))
     metrics = {"r0": ReplicaMetrics(termination=1)}
     d, _ = run(g, obs(reps(3), metrics, {"cpu": 10.0}), PlannerState(last_scale_up=NOW))
-    assert d.delete == ("r0",) and d.desired == 2
+    assert d.delete == ("r0",) and d.desired == 3 and d.create == 1  # and replaced
 
 
 def test_failed_replicas_are_replaced_oldest_first_bounded_per_cycle() -> None:
@@ -386,11 +412,12 @@ def test_failed_replicas_are_replaced_oldest_first_bounded_per_cycle() -> None:
         rep("f-old", ReplicaState.FAILED, NOW - 1000),
     ]
     d, _ = run(group(), obs(replicas, signals={"cpu": 100.0}))
-    assert (d.current, d.desired, d.delete, d.code) == (2, 2, ("f-old",), "failed")
+    # deleted and replaced (this test used to assert desired 2: no replacement)
+    assert (d.current, d.desired, d.delete, d.code, d.create) == (2, 3, ("f-old",), "failed", 1)
     d2, _ = run(group(max_replacements_per_cycle=5), obs(replicas, signals={"cpu": 100.0}))
-    assert d2.delete == ("f-old", "f-new")
+    assert d2.delete == ("f-old", "f-new") and d2.create == 2
     d0, _ = run(group(max_replacements_per_cycle=0), obs(replicas, signals={"cpu": 100.0}))
-    assert d0.delete == ()
+    assert d0.delete == () and d0.create == 0
 
 
 def test_deleting_replicas_are_never_counted_or_deleted() -> None:
@@ -470,3 +497,101 @@ def test_warmup_replicas_count_for_headroom_in_planner() -> None:
     replicas = reps(1) + [rep("young", created_at=NOW - 30)]
     d, _ = run(g, obs(replicas, {"r0": ReplicaMetrics(4)}))
     assert (d.desired, d.direction) == (2, "hold")
+
+
+# ---------------------------------------------------------------- replacements and caps
+
+
+def test_replacement_is_bounded_by_max() -> None:
+    # 4 replicas, max 3 (max was lowered): the terminating one goes and is not replaced
+    metrics = {"r1": ReplicaMetrics(termination=1)}
+    d, _ = run(group(max=3), obs(reps(4), metrics, {"cpu": 100.0}))
+    assert (d.delete, d.create, d.desired) == (("r1",), 0, 3)
+    # at max: replaced one for one, never above
+    d2, _ = run(group(max=4), obs(reps(4), metrics, {"cpu": 200.0}))
+    assert (d2.delete, d2.create, d2.desired, d2.code) == (("r1",), 1, 4, "max")
+
+
+def test_replacement_ignores_cooldown_step_and_disabled_scale_up() -> None:
+    slow = ScalingBehavior(cooldown_seconds=600, max_step_replicas=1, enabled=False)
+    g = group(scale_up=slow, policies=(HeadroomPolicyConfig("free", 3.0),))
+    metrics = {f"r{i}": ReplicaMetrics(1.0) for i in range(3)}
+    metrics["r0"] = ReplicaMetrics(1.0, termination=1)
+    replicas = reps(3) + [rep("dead", ReplicaState.FAILED)]
+    d, state = run(g, obs(replicas, metrics), PlannerState(last_scale_up=NOW - 1))
+    assert (d.delete, d.create, d.direction) == (("r0", "dead"), 2, "hold")
+    assert state.last_scale_up == NOW - 1  # a replacement is no scale event
+
+
+def test_terminations_are_capped_per_cycle() -> None:
+    metrics = {f"r{i}": ReplicaMetrics(termination=1) for i in range(4)}
+    o = obs(reps(5), metrics, {"cpu": 100.0})
+    d, _ = run(group(), o)
+    assert (d.delete, d.create) == (("r0",), 1)  # oldest first, one per cycle
+    assert any("3 asking termination wait" in line for line in d.details)
+    d3, _ = run(group(max_terminations_per_cycle=3), o)
+    assert (d3.delete, d3.create) == (("r0", "r1", "r2"), 3)
+    d0, _ = run(group(max_terminations_per_cycle=0), o)
+    assert (d0.delete, d0.create) == ((), 0)
+
+
+def test_termination_below_min_only_when_asked() -> None:
+    metrics = {f"r{i}": ReplicaMetrics(termination=1) for i in range(3)}
+    o = obs(reps(3), metrics, {"cpu": 100.0})
+    d, _ = run(group(min=2, max_terminations_per_cycle=3), o)
+    # 3 running, min 2: one may go now; the other two wait for their replacements
+    assert d.delete == ("r0",) and d.create == 2  # healthy 0 -> min 2
+    assert any("2 to keep min 2 running" in line for line in d.details)
+    d2, _ = run(group(min=2, max_terminations_per_cycle=3, termination_below_min=True), o)
+    assert d2.delete == ("r0", "r1", "r2") and d2.create == 3
+
+
+def test_unreplaced_removal_is_the_scale_in_step() -> None:
+    # the policy wants 1 of 3 (one terminating), scale-down step 1: not replacing the
+    # terminating replica is the step; no healthy replica goes this cycle
+    g = group(scale_down=ScalingBehavior(max_step_replicas=1))
+    metrics = {"r0": ReplicaMetrics(termination=1)}
+    d, state = run(g, obs(reps(3), metrics, {"cpu": 10.0}))
+    assert (d.delete, d.create, d.desired, d.direction) == (("r0",), 0, 2, "down")
+    assert state.last_scale_down == NOW
+
+
+def test_scale_down_stabilization_keeps_the_replacement() -> None:
+    g = group(scale_down=ScalingBehavior(stabilization_seconds=300))
+    metrics = {"r0": ReplicaMetrics(termination=1)}
+    state = PlannerState(recommendations=((NOW - 100, 3),))
+    d, _ = run(g, obs(reps(3), metrics, {"cpu": 10.0}), state)
+    assert (d.delete, d.create, d.desired, d.code) == (("r0",), 1, 3, "stabilizing")
+
+
+def test_no_data_keeps_the_size_and_replaces_failed_replicas() -> None:
+    replicas = reps(3) + [rep("dead", ReplicaState.FAILED)]
+    d, _ = run(group(policies=(HEAD, CPU)), obs(replicas, prometheus_ok=False))
+    assert (d.current, d.desired, d.delete, d.create) == (3, 4, ("dead",), 1)
+    assert (d.direction, d.code) == ("hold", "no_data")
+
+
+def test_warming_replicas_are_never_scale_in_victims() -> None:
+    replicas = reps(2) + [rep("w1", created_at=NOW - 5), rep("w2", created_at=NOW - 6)]
+    d, _ = run(group(scale_in_order="newest"), obs(replicas, signals={"cpu": 10.0}))
+    # the policy wants 1; only the two past warm-up may go
+    assert (d.desired, set(d.delete), d.code) == (2, {"r0", "r1"}, "no_victim")
+    assert any("only 2 past warm-up may go" in line for line in d.details)
+
+
+def test_above_max_takes_warming_replicas_last() -> None:
+    replicas = reps(2) + [rep("w1", created_at=NOW - 5), rep("w2", created_at=NOW - 6)]
+    d, _ = run(group(max=1, scale_in_order="newest"), obs(replicas, signals={"cpu": 100.0}))
+    assert (d.desired, d.code) == (1, "max")
+    assert d.delete == ("r1", "r0", "w1")  # past warm-up first, then the newest warming one
+
+
+def test_headroom_group_removes_only_idle_replicas_unless_falling_back() -> None:
+    g = group(policies=(HeadroomPolicyConfig("free", 0.0), CPU), max=10)
+    metrics = {"r0": ReplicaMetrics(4), "r1": ReplicaMetrics(1), "r2": ReplicaMetrics(0)}
+    fallback = group(policies=(HeadroomPolicyConfig("free", 0.0),), fallback_replicas=1)
+    d, _ = run(fallback, obs(reps(3), metrics, prometheus_ok=False))
+    # with no data the user's fallback decides, and victims are not limited to idle ones
+    assert (d.desired, d.code, len(d.delete)) == (1, "fallback", 2)
+    d2, _ = run(g, obs(reps(3), metrics, {"cpu": 10.0}))
+    assert d2.delete == ("r0",)  # headroom (2) outbids target (1): only the idle one goes

@@ -82,6 +82,8 @@ def groups(draw: st.DrawFn) -> GroupConfig:
         fallback_replicas=draw(st.one_of(st.none(), st.integers(0, 20))),
         scale_in_order=draw(st.sampled_from(["oldest", "newest"])),
         max_replacements_per_cycle=draw(st.integers(0, 3)),
+        max_terminations_per_cycle=draw(st.integers(0, 3)),
+        termination_below_min=draw(st.booleans()),
         dry_run=draw(st.booleans()),
     )
 
@@ -127,6 +129,10 @@ def _usable(v: float | None) -> bool:
     return v is not None and math.isfinite(v) and v >= 0
 
 
+def _by_age(replicas: list[Replica]) -> list[Replica]:
+    return sorted(replicas, key=lambda r: (r.created_at, r.id))
+
+
 def _facts(group: GroupConfig, obs: Observation) -> dict:
     """Recomputed independently from the raw inputs."""
     term = {
@@ -148,15 +154,34 @@ def _facts(group: GroupConfig, obs: Observation) -> dict:
         and not _usable(obs.metrics.get(r.id, ReplicaMetrics()).capacity)
         for r in healthy
     )
-    return {"term": term, "healthy": healthy, "missing": missing}
+    failed = [r for r in obs.replicas if r.state is ReplicaState.FAILED and r.id not in term]
+    # terminations: capped per cycle, and (unless asked) never below min running
+    running = sum(
+        1 for r in obs.replicas if r.state in (ReplicaState.BUILDING, ReplicaState.ACTIVE)
+    )
+    n_term = min(len(term), group.max_terminations_per_cycle)
+    if not group.termination_below_min:
+        n_term = min(n_term, max(0, running - group.min))
+    removed_term = [r.id for r in _by_age(list(obs.replicas)) if r.id in term][:n_term]
+    removed_failed = [r.id for r in _by_age(failed)][: group.max_replacements_per_cycle]
+    base = len(healthy) + len(removed_term) + len(removed_failed)
+    return {
+        "term": term,
+        "healthy": healthy,
+        "missing": missing,
+        "failed": {r.id for r in failed},
+        "removed": removed_term + removed_failed,
+        "base": base,
+    }
 
 
-def _limit(b: ScalingBehavior, current: int) -> int | None:
+def _limit(b: ScalingBehavior, current: int, up: bool) -> int | None:
     limits = []
     if b.max_step_replicas is not None:
         limits.append(b.max_step_replicas)
     if b.max_step_percent is not None:
-        limits.append(math.ceil(current * b.max_step_percent / 100))
+        share = current * b.max_step_percent / 100
+        limits.append(math.ceil(share - 1e-9) if up else math.floor(share + 1e-9))
     return max(1, *limits) if limits else None
 
 
@@ -165,56 +190,55 @@ def check(group: GroupConfig, obs: Observation, state: PlannerState, d: Decision
     assert obs.terminating_ids() == facts["term"]  # the cached set is the recomputed one
     healthy_ids = {r.id for r in facts["healthy"]}
     current = len(healthy_ids)
+    base = facts["base"]  # the size before this cycle's removals: what "hold" keeps
     assert d.current == current
 
     # limits
     assert group.min <= d.desired <= group.max
     assert d.create == max(0, d.desired - current)
-    assert d.direction == (
-        "up" if d.desired > current else "down" if d.desired < current else "hold"
-    )
+    assert d.direction == ("up" if d.desired > base else "down" if d.desired < base else "hold")
     assert d.dry_run == group.dry_run
 
-    # no scale-down on missing or partial data, unless forced by max
+    # no scale-down on missing or partial data, unless forced by max: removed replicas
+    # are replaced
     no_data_at_all = all(p.desired is None for p in d.proposals)
     uses_fallback = no_data_at_all and group.fallback_replicas is not None
     partial = any(p.desired is None or p.partial for p in d.proposals) or facts["missing"]
-    if (partial or not obs.prometheus_ok) and not uses_fallback and current <= group.max:
-        assert d.desired >= current, d.details
+    if (partial or not obs.prometheus_ok) and not uses_fallback:
+        assert d.desired >= min(base, group.max), d.details
 
-    # step limits, unless moving into [min, max]
-    if d.desired != current:
-        b = group.scale_up if d.desired > current else group.scale_down
-        limit = _limit(b, current)
-        forced = (current < group.min and d.desired == group.min) or (
-            current > group.max and d.desired == group.max
+    # step limits on the change from base, unless moving into [min, max]
+    if d.desired != base:
+        up = d.desired > base
+        limit = _limit(group.scale_up if up else group.scale_down, base, up)
+        forced = (base < group.min and d.desired == group.min) or (
+            base > group.max and d.desired == group.max
         )
-        assert limit is None or abs(d.desired - current) <= limit or forced, d.details
+        assert limit is None or abs(d.desired - base) <= limit or forced, d.details
 
     # a disabled direction never moves, unless min/max force it
-    if not group.scale_down.enabled and current <= group.max:
-        assert d.desired >= current, d.details
-    if not group.scale_up.enabled and current >= group.min:
-        assert d.desired <= current, d.details
+    if not group.scale_down.enabled:
+        assert d.desired >= min(base, group.max), d.details
+    if not group.scale_up.enabled:
+        assert d.desired <= max(base, group.min), d.details
 
     # cooldowns: a move only when its cooldown is over, or forced by min/max
-    if d.direction == "up" and current >= group.min:
+    if d.direction == "up" and base >= group.min:
         assert d.cooldown_remaining["up"] == 0
-    if d.direction == "down" and current <= group.max:
+    if d.direction == "down" and base <= group.max:
         assert d.cooldown_remaining["down"] == 0
 
     # deletes: existing, not already deleting, no duplicates
     deletable = {r.id for r in obs.replicas if r.state is not ReplicaState.DELETING}
     assert len(set(d.delete)) == len(d.delete)
     assert set(d.delete) <= deletable
-    assert facts["term"] <= set(d.delete)
     deleted_healthy = set(d.delete) & healthy_ids
     if d.desired >= current:
         assert not deleted_healthy
     else:
         assert len(deleted_healthy) == current - d.desired
-    failed = {r.id for r in obs.replicas if r.state is ReplicaState.FAILED} - facts["term"]
-    assert len(set(d.delete) & failed) == min(len(failed), group.max_replacements_per_cycle)
+    # terminating and failed replicas: exactly the capped ones, oldest first
+    assert [rid for rid in d.delete if rid not in healthy_ids] == facts["removed"]
 
 
 @SETTINGS
@@ -262,7 +286,8 @@ def test_down_cooldown_is_respected_over_a_sequence(data: st.DataObject) -> None
         now += data.draw(st.sampled_from([5.0, 20.0, 60.0]))
         obs = data.draw(observations(now))
         d, state = plan(group, obs, state, now)
-        if d.direction == "down" and d.current <= group.max and last_event is not None:
+        base = _facts(group, obs)["base"]  # forced down only from above max
+        if d.direction == "down" and base <= group.max and last_event is not None:
             assert now - last_event >= group.scale_down.cooldown_seconds
         if d.direction != "hold":
             last_event = now
@@ -317,7 +342,7 @@ def test_partial_data_never_scales_down(data: st.DataObject) -> None:
 @given(data=st.data())
 def test_never_scales_down_when_scale_down_is_disabled(data: st.DataObject) -> None:
     """Whatever the policies, data and damping say, over whole sequences: no healthy replica
-    is removed while at or below max; terminating and failed ones still are."""
+    is removed while at or below max; terminating and failed ones still are (and replaced)."""
     group = data.draw(groups())
     down = dataclasses.replace(group.scale_down, enabled=False)
     group = dataclasses.replace(group, scale_down=down)
@@ -329,11 +354,10 @@ def test_never_scales_down_when_scale_down_is_disabled(data: st.DataObject) -> N
         d, state = plan(group, obs, state, now)
         facts = _facts(group, obs)
         healthy_ids = {r.id for r in facts["healthy"]}
-        if d.current <= group.max:
-            assert d.desired >= d.current and d.direction != "down", d.details
+        if facts["base"] <= group.max:
+            assert d.desired >= facts["base"] and d.direction != "down", d.details
             assert not set(d.delete) & healthy_ids
         else:
             assert d.desired == group.max  # a hard limit still wins
-        assert facts["term"] <= set(d.delete)
-        failed = {r.id for r in obs.replicas if r.state is ReplicaState.FAILED} - facts["term"]
-        assert len(set(d.delete) & failed) == min(len(failed), group.max_replacements_per_cycle)
+        # terminating and failed replicas are still removed, and replaced within max
+        assert [rid for rid in d.delete if rid not in healthy_ids] == facts["removed"]

@@ -254,8 +254,8 @@ def extract(doc: Any, ex: Extraction) -> dict[str, float]:
     """Every configured value, or ProbeFailure: all or nothing, never a partial answer."""
     values: dict[str, float] = {}
     if ex.capacity is not None:
-        path = jsonpath.format_path(ex.capacity)
-        values["replica_capacity"] = _number(_get(doc, ex.capacity), path)
+        where = jsonpath.format_path(ex.capacity)
+        values["replica_capacity"] = _number(_get(doc, ex.capacity), where)
     if ex.termination is not None:
         raw = _get(doc, ex.termination)
         try:
@@ -328,7 +328,7 @@ class Bridge:
     @property
     def address(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
+        return f"{host!s}:{port}"
 
     def handle_probe(self, query: Mapping[str, list[str]]) -> tuple[int, bytes, str]:
         targets = query.get("target", [])

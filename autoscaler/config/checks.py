@@ -261,7 +261,7 @@ def _keys(cls: type, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 
 PROMETHEUS_KEYS = (*_keys(PrometheusConfig), "password_file")
-TOP_LEVEL_KEYS = _keys(Config)
+TOP_LEVEL_KEYS = _keys(Config, without=("base_dir",))  # base_dir: where the file is
 GROUP_KEYS = _keys(GroupConfig, without=("name",))
 BEHAVIOR_KEYS = _keys(ScalingBehavior)
 POLICY_KEYS = {
@@ -487,6 +487,16 @@ class Checker:
                 path,
                 _COUNT,
                 _default(GroupConfig, "max_replacements_per_cycle"),
+            ),
+            "max_terminations_per_cycle": self.get(
+                section,
+                "max_terminations_per_cycle",
+                path,
+                _COUNT,
+                _default(GroupConfig, "max_terminations_per_cycle"),
+            ),
+            "termination_below_min": self.get(
+                section, "termination_below_min", path, _Bool(), False
             ),
             "via_bridge": self.get(section, "via_bridge", path, _Bool(), False),
             "replica_api": self.replica_api(section.get("replica_api", _ABSENT), path),

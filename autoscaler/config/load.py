@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ def load_config(path: str | Path, env: Mapping[str, str], providers: ProviderCat
         raise ConfigError(duplicates + exc.errors, source) from None
     if duplicates:
         raise ConfigError(duplicates, source)
-    return config
+    # absolute(), not resolve(): relative to the file as named, like Prometheus does.
+    return dataclasses.replace(config, base_dir=Path(path).absolute().parent)
 
 
 def parse_yaml(text: str, source: str = "<config>") -> tuple[Any, list[str]]:

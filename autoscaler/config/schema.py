@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from autoscaler.core.spec import GroupConfig
 
@@ -28,3 +29,7 @@ class Config:
     termination_metric: str = "replica_termination"
     bridge_address: str | None = None  # "host:port" of `autoscaler bridge`, for via_bridge groups
     log_level: str = "info"
+    # Directory of the configuration file (set by load_config): relative paths in provider
+    # options (the local provider's run_dir) mean the same wherever the daemon starts.
+    # None for a configuration not read from a file: they stay relative to the cwd.
+    base_dir: Path | None = None

@@ -46,6 +46,7 @@ class Code(StrEnum):
     STEP_LIMIT = "step_limit"
     TERMINATION = "termination"
     FAILED = "failed"
+    NO_VICTIM = "no_victim"  # scale-in held: only warming (or, for headroom, busy) replicas
 
 
 # Codes of a policy's own verdict: a hold that only removes terminating or failed

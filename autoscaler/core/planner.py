@@ -2,17 +2,22 @@
 
 Pure: no I/O, no clock. Same (group, observation, state, now) in, same decision out.
 Order of steps (docs/decisions.md has the operator's version):
-combine -> clamp -> stabilize -> partial-data guard -> disabled direction -> cooldown ->
-step limit -> hard clamp -> victims -> state update.
+removals -> combine -> clamp -> stabilize -> partial-data guard -> disabled direction ->
+cooldown -> step limit -> hard clamp -> victims -> state update.
+
+Replicas removed because they asked for termination or failed are replaced: the group's
+size before this cycle, `base` = healthy + those removed now, is what "hold" keeps, and
+every damping step (stabilization, partial data, disabled direction, cooldown, step
+limit) works on the change from `base`. So a replacement never waits for a cooldown or
+a step, and with no data the group keeps its size, failed replicas included.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from autoscaler.core import victims
-from autoscaler.core.capacity import assess
+from autoscaler.core.capacity import assess, ceil_tolerant
 from autoscaler.core.model import (
     POLICY_VERDICTS,
     Code,
@@ -40,13 +45,22 @@ def initial_state(replicas: Sequence[Replica]) -> PlannerState:
     return PlannerState(last_scale_up=max(r.created_at for r in replicas))
 
 
-def step_limit(behavior: ScalingBehavior, current: int) -> int | None:
-    """Largest change allowed in one cycle in this direction; None = unlimited."""
+def step_limit(behavior: ScalingBehavior, current: int, *, up: bool) -> int | None:
+    """Largest change allowed in one cycle in this direction; None = unlimited.
+
+    A percent limit rounds the cautious way: up ceil(current * percent / 100), as the
+    HPA does; down floor(current * percent / 100), so 50 % of 3 removes 1. (The HPA's
+    scale-down floors the count that remains instead, which removes 2 there; this project
+    prefers the slower scale-in.) Several limits: the largest change wins (HPA
+    selectPolicy Max). At least 1 once a limit is set.
+    """
     limits: list[int] = []
     if behavior.max_step_replicas is not None:
         limits.append(behavior.max_step_replicas)
     if behavior.max_step_percent is not None:
-        limits.append(math.ceil(current * behavior.max_step_percent / 100))
+        share = current * behavior.max_step_percent / 100
+        # Float noise must not move a limit: 10 * 70 / 100 is 7.000000000000001.
+        limits.append(ceil_tolerant(share) if up else -ceil_tolerant(-share))
     if not limits:
         return None
     return max(1, max(limits))
@@ -128,6 +142,26 @@ def _stabilize(
     return result, history, note
 
 
+def _removals_noted(removed: victims.Removals, group: GroupConfig, details: list[str]) -> None:
+    if removed.terminating:
+        details.append(
+            f"delete {len(removed.terminating)} asking termination (max "
+            f"{group.max_terminations_per_cycle}/cycle): {', '.join(removed.terminating)}"
+        )
+    if removed.waiting_terminating:
+        why = (
+            f", {removed.held_for_min} to keep min {group.min} running"
+            if removed.held_for_min
+            else ""
+        )
+        details.append(f"{removed.waiting_terminating} asking termination wait{why}")
+    if removed.failed or removed.waiting_failed:
+        details.append(
+            f"delete {len(removed.failed)} of {len(removed.failed) + removed.waiting_failed} "
+            f"failed (max {group.max_replacements_per_cycle}/cycle): {', '.join(removed.failed)}"
+        )
+
+
 def plan(
     group: GroupConfig, obs: Observation, state: PlannerState, now: float
 ) -> tuple[Decision, PlannerState]:
@@ -138,14 +172,25 @@ def plan(
     current = a.current
     low, high = group.min, group.max
 
+    # 0. terminating and failed replicas removed now (capped); `base` counts them, so
+    # holding replaces them
+    removed = victims.removals(obs, a, group)
+    base = current + removed.count
+    _removals_noted(removed, group, details)
+
     # 1. proposals; the highest with data wins
     proposals = tuple(propose(p, obs, group, a) for p in group.policies)
     for p in proposals:
         shown = "no data" if p.desired is None else str(p.desired)
         flag = ", partial" if p.partial else ""
         details.append(f"policy {p.policy} [{p.code}{flag}]: {p.reason} => {shown}")
-    desired, code, summary, partial = _combine(group, proposals, current, details)
+    desired, code, summary, partial = _combine(group, proposals, base, details)
     notes: list[str] = []
+    # Policies count healthy replicas only. One that keeps every healthy replica keeps
+    # the replacements too; replacing fewer is a scale-in, damped like any other.
+    if removed.count and code is not Code.FALLBACK and current <= desired < base:
+        details.append(f"replacing {removed.count}: {desired} -> {base}")
+        desired = base
 
     # The user's fallback applies as chosen; otherwise a replica without data blocks scale-in.
     missing = a.unreported if code is not Code.FALLBACK else ()
@@ -161,56 +206,57 @@ def plan(
     code = clamp_code or code
 
     # 3. stabilization windows
-    stabilized, history, note = _stabilize(group, state, desired, current, now)
+    stabilized, history, note = _stabilize(group, state, desired, base, now)
     if note is not None:
         code = Code.STABILIZING
         details.append(note)
         notes.append(note)
     desired = stabilized
 
-    # 4. partial data: scale up, never down
-    if partial and desired < current:
-        note = f"partial data: hold at {current} instead of {desired}"
-        desired = current
+    # 4. partial data: scale up, never down (removed replicas are still replaced)
+    if partial and desired < base:
+        note = f"partial data: hold at {base} instead of {desired}"
+        desired = base
         code = Code.PARTIAL
         details.append(note)
         notes.append(note)
 
     # 5. a disabled direction holds (HPA selectPolicy: Disabled); min/max still apply
-    # below, and terminating and failed replicas are still removed.
+    # below, and terminating and failed replicas are still replaced.
     for disabled, moving, word, disabled_code in (
-        (not group.scale_up.enabled, desired > current, "up", Code.SCALE_UP_DISABLED),
-        (not group.scale_down.enabled, desired < current, "down", Code.SCALE_DOWN_DISABLED),
+        (not group.scale_up.enabled, desired > base, "up", Code.SCALE_UP_DISABLED),
+        (not group.scale_down.enabled, desired < base, "down", Code.SCALE_DOWN_DISABLED),
     ):
         if disabled and moving:
-            note = f"scale-{word} disabled: hold at {current} instead of {desired}"
-            desired, code = current, disabled_code
+            note = f"scale-{word} disabled: hold at {base} instead of {desired}"
+            desired, code = base, disabled_code
             details.append(note)
             notes.append(note)
 
-    # 6. cooldowns
+    # 6. cooldowns: a replacement is no scale event and never waits
     up_left = _remaining(group.scale_up.cooldown_seconds, state.last_scale_up, now)
     last_any = max(
         (t for t in (state.last_scale_up, state.last_scale_down) if t is not None), default=None
     )
     down_left = _remaining(group.scale_down.cooldown_seconds, last_any, now)
-    if desired > current and up_left > 0:
-        note = f"scale-up cooldown: {up_left:.0f}s left, hold at {current} instead of {desired}"
-        desired, code = current, Code.COOLDOWN
+    if desired > base and up_left > 0:
+        note = f"scale-up cooldown: {up_left:.0f}s left, hold at {base} instead of {desired}"
+        desired, code = base, Code.COOLDOWN
         details.append(note)
         notes.append(note)
-    elif desired < current and down_left > 0:
-        note = f"scale-down cooldown: {down_left:.0f}s left, hold at {current} instead of {desired}"
-        desired, code = current, Code.COOLDOWN
+    elif desired < base and down_left > 0:
+        note = f"scale-down cooldown: {down_left:.0f}s left, hold at {base} instead of {desired}"
+        desired, code = base, Code.COOLDOWN
         details.append(note)
         notes.append(note)
 
-    # 7. step limits
-    if desired != current:
-        behavior = group.scale_up if desired > current else group.scale_down
-        limit = step_limit(behavior, current)
-        if limit is not None and abs(desired - current) > limit:
-            limited = current + limit if desired > current else current - limit
+    # 7. step limits on the change from `base`: replacements are not part of a step, and
+    # a removed replica left unreplaced is part of a scale-in step
+    if desired != base:
+        up = desired > base
+        limit = step_limit(group.scale_up if up else group.scale_down, base, up=up)
+        if limit is not None and abs(desired - base) > limit:
+            limited = base + limit if up else base - limit
             note = f"step limit {limit}: {desired} -> {limited}"
             desired, code = limited, Code.STEP_LIMIT
             details.append(note)
@@ -220,44 +266,44 @@ def plan(
     desired, clamp_code = _clamp_noted(desired, low, high, "hard limit:", details, notes)
     code = clamp_code or code
 
-    # 9. victims
-    delete = victims.terminating(obs, a)
-    if delete:
-        details.append(f"delete {len(delete)} asking termination: {', '.join(delete)}")
-    failed = victims.failed(obs, a)
-    replace = failed[: max(0, group.max_replacements_per_cycle)]
-    if replace:
-        details.append(
-            f"delete {len(replace)} of {len(failed)} failed (max "
-            f"{group.max_replacements_per_cycle}/cycle): {', '.join(replace)}"
-        )
-    delete += replace
+    # 9. victims: healthy replicas go only past warm-up, and in a headroom group only idle
+    # ones (the policy's own rule), except as many as it takes to get down to max
+    delete = list(removed.ids)
     if desired < current:
-        chosen = victims.scale_in(a, group, healthy, current - desired)
-        details.append(f"scale-in victims: {', '.join(chosen)}")
+        idle_only = code is not Code.FALLBACK and any(p.type == "headroom" for p in group.policies)
+        chosen = victims.scale_in(
+            a, group, healthy, current - desired, forced=current - high, idle_only=idle_only
+        )
+        if len(chosen) < current - desired:
+            kept = current - len(chosen)
+            why = "idle, past warm-up" if idle_only else "past warm-up"
+            note = f"only {len(chosen)} {why} may go: {desired} -> {kept}"
+            desired, code = kept, Code.NO_VICTIM
+            details.append(note)
+            notes.append(note)
+        if chosen:
+            details.append(f"scale-in victims: {', '.join(chosen)}")
         delete += chosen
     create = max(0, desired - current)
 
+    # a scale event is a change from `base`; replacing removed replicas is none
     direction = (
-        Direction.UP
-        if desired > current
-        else Direction.DOWN
-        if desired < current
-        else Direction.HOLD
+        Direction.UP if desired > base else Direction.DOWN if desired < base else Direction.HOLD
     )
     if direction is Direction.HOLD and code in POLICY_VERDICTS:
-        if a.terminating:
+        if removed.terminating:
             code = Code.TERMINATION
-        elif replace:
+        elif removed.failed:
             code = Code.FAILED
-    details.append(f"{direction}: {current} -> {desired} (create {create}, delete {len(delete)})")
-    reason = "; ".join([summary, *notes, f"{current} -> {desired}"])
+    was = f"{current}+{removed.count} replaced" if removed.count else f"{current}"
+    details.append(f"{direction}: {was} -> {desired} (create {create}, delete {len(delete)})")
+    reason = "; ".join([summary, *notes, f"{was} -> {desired}"])
 
     # 10. state for the next cycle
     new_state = PlannerState(
         recommendations=history,
-        last_scale_up=now if desired > current else state.last_scale_up,
-        last_scale_down=now if desired < current else state.last_scale_down,
+        last_scale_up=now if direction is Direction.UP else state.last_scale_up,
+        last_scale_down=now if direction is Direction.DOWN else state.last_scale_down,
     )
     decision = Decision(
         group=group.name,

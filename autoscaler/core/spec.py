@@ -68,11 +68,12 @@ PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfi
 class ScalingBehavior:
     """Damping for one direction.
 
-    The per-cycle step limit is the larger of `max_step_replicas` and
-    ceil(current * max_step_percent / 100) among those set (at least 1); none set means
-    unlimited. Scale-up cooldown counts from the last scale-up; scale-down cooldown from
-    the last scaling action of either direction. `enabled: false` holds the count in this
-    direction (min/max still apply; terminating and failed replicas are still removed).
+    The per-cycle step limit is the larger of `max_step_replicas` and the percent share of
+    the group (ceil going up, floor going down) among those set (at least 1); none set
+    means unlimited. Replacing terminating or failed replicas is not part of a step.
+    Scale-up cooldown counts from the last scale-up; scale-down cooldown from the last
+    scaling action of either direction. `enabled: false` holds the count in this direction
+    (min/max still apply; terminating and failed replicas are still replaced).
     """
 
     cooldown_seconds: float = 0.0
@@ -106,6 +107,10 @@ class GroupConfig:
     fallback_replicas: int | None = None  # desired count when no policy has data
     scale_in_order: str = "oldest"  # tie-break among equally idle victims: oldest | newest
     max_replacements_per_cycle: int = 1  # failed replicas deleted (and so replaced) per cycle
+    # Replicas asking for termination deleted (and so replaced) per cycle: one bad exporter
+    # must not empty a group.
+    max_terminations_per_cycle: int = 1
+    termination_below_min: bool = False  # True: a termination may leave fewer than min running
     via_bridge: bool = False  # replicas speak JSON: /sd points Prometheus at the bridge
     # How the bridge reads these replicas' JSON API (protocol, port, path, capacity_key,
     # termination_key); unset keys fall back to REPLICA_API_* and SimpleScaleVM's defaults.

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -132,7 +133,7 @@ def _series_group(series: Mapping, result: Sequence[Mapping], askers: Sequence[s
     return group
 
 
-def _to_float(raw: object) -> float:
+def _to_float(raw: Any) -> float:
     try:
         return float(raw)  # Prometheus encodes NaN/+Inf/-Inf as strings float() understands
     except (TypeError, ValueError):

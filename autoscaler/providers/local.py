@@ -337,7 +337,9 @@ class LocalProvider(ReplicaProvider):
             while rid in records:
                 rid = f"{self.group}-{secrets.token_hex(3)}"
             try:
-                port = _free_port(self.options.host, {r.get("port") for r in records.values()})
+                port = _free_port(
+                    self.options.host, {int(r["port"]) for r in records.values() if r.get("port")}
+                )
             except OSError as e:
                 return rid, f"cannot pick a port on {self.options.host}: {e}"
             command = self._command(rid, port)
@@ -477,6 +479,16 @@ class _DirLock:
         self.lock.release()
 
 
+def _run_dir(value: str, config: Config) -> Path:
+    """A relative run_dir is relative to the configuration file, not to the working
+    directory: started from elsewhere, the daemon must find (and adopt) the same
+    replicas instead of orphaning them and starting new ones."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or config.base_dir is None:
+        return path
+    return config.base_dir / path
+
+
 def build(group: GroupConfig, config: Config) -> LocalProvider:
     """The provider for `group`; raises ValueError listing every bad option."""
     options = dict(group.provider.options or {})
@@ -490,7 +502,7 @@ def build(group: GroupConfig, config: Config) -> LocalProvider:
     return LocalProvider(
         group.name,
         LocalOptions(
-            run_dir=Path(options.get("run_dir", DEFAULTS["run_dir"])).expanduser(),
+            run_dir=_run_dir(options.get("run_dir", DEFAULTS["run_dir"]), config),
             slots=int(slots),
             work_seconds=float(options.get("work_seconds", DEFAULTS["work_seconds"])),
             stop_timeout_seconds=float(

@@ -89,7 +89,7 @@ def build_provider(group: GroupConfig, config: Config) -> Provider:
     return _module(group.provider.type).build(group, config)
 
 
-CATALOG: config.ProviderCatalog = sys.modules[__name__]  # type: ignore[assignment]
+CATALOG: config.ProviderCatalog = sys.modules[__name__]
 
 
 def load_config(path: str | Path, env: Mapping[str, str] = os.environ) -> Config:

@@ -4,15 +4,18 @@ Level-triggered: each cycle lists the replicas from the provider and decides fro
 scratch, so a restart loses nothing but the planner's short memory (stabilization
 window, cooldowns), which `initial_state` re-seeds from replica ages.
 The loop never dies on an exception: every failure is counted, logged once, and the
-next cycle tries again.
+next cycle tries again. Failures are isolated per group: one group's provider or
+planning failure holds that group only; every other group still decides and acts.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
@@ -31,7 +34,7 @@ from autoscaler.core.spec import (
 from autoscaler.observe.prometheus import PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
 from autoscaler.runtime.exporter import SharedState
-from autoscaler.runtime.logs import FailureLog
+from autoscaler.runtime.logs import FailureKey, FailureLog
 from autoscaler.runtime.metrics import REPLICA_STATES, Metrics
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class GroupRuntime:
     decision: Decision | None = None
     available: float | None = None  # free capacity of the last observation, if known
     acting: Future[None] | None = None  # an action still running from an earlier cycle
+    logged: tuple[object, ...] | None = None  # what the last decision log line said
 
 
 class Controller:
@@ -70,6 +74,8 @@ class Controller:
         self.shared = shared
         self.clock = clock
         self.failures = FailureLog(log)
+        self._failed_queries: set[FailureKey] = set()  # queries that failed in this cycle
+        self._sd_lock = threading.Lock()  # /sd is built and published by several threads
         self.reader = reader or PrometheusReader(config, on_failure=self._prometheus_failed)
         self.bridge_target = bridge_target
         self.groups = {g.name: GroupRuntime(g, providers[g.name]) for g in config.groups}
@@ -97,15 +103,18 @@ class Controller:
         for g in config.groups:
             for op in ("list", "create", "delete"):
                 metrics.failures.labels(op, f"provider:{g.name}")
+            metrics.failures.labels("plan", f"group:{g.name}")
 
     # --- failure bookkeeping -------------------------------------------------------
     def _prometheus_failed(self, query: str, error: str) -> None:
         self.metrics.failures.labels("query", "prometheus").inc()
-        self.failures.failed(f"prometheus query {query}", error)
+        key = FailureKey("prometheus", None, f"query {query}")
+        self._failed_queries.add(key)
+        self.failures.failed(key, error)
 
     def _provider_call(self, rt: GroupRuntime, op: str, fn: Callable[[], T]) -> T | None:
         """Run one provider operation: timed, counted, failures logged once. None on error."""
-        key = f"provider {rt.cfg.name} {op}"
+        key = FailureKey("provider", rt.cfg.name, op)
         start = time.monotonic()
         try:
             result = fn()
@@ -130,13 +139,16 @@ class Controller:
             self.metrics.provider_requests.labels(g, op, "error").inc(len(res.failed))
             self.metrics.failures.labels(op, f"provider:{g}").inc(len(res.failed))
             self.failures.failed(
-                f"provider {g} {op}", "; ".join(f"{i or '?'}: {e}" for i, e in res.failed[:5])
+                FailureKey("provider", g, op),
+                "; ".join(f"{i or '?'}: {e}" for i, e in res.failed[:5]),
             )
         if res.quota_exceeded:
             self.metrics.quota_exceeded.labels(g, res.quota_exceeded).inc()
-            self.failures.failed(f"provider {g} quota", f"quota exceeded: {res.quota_exceeded}")
+            self.failures.failed(
+                FailureKey("provider", g, "quota"), f"quota exceeded: {res.quota_exceeded}"
+            )
         elif not res.failed:
-            self.failures.ok(f"provider {g} {op}")
+            self.failures.ok(FailureKey("provider", g, op))
 
     # --- one cycle -----------------------------------------------------------------
     def cycle(self) -> bool:
@@ -152,40 +164,31 @@ class Controller:
                 listed[name] = replicas
                 if rt.state is None:
                     rt.state = planner.initial_state(replicas)
-        observations = self.reader.observe([rt.cfg for rt in self.groups.values()], listed, now)
+        observations = self._observe(listed, now)
         prometheus_ok = (
             all(o.prometheus_ok for o in observations.values()) if observations else True
         )
-        if prometheus_ok:
-            self.failures.ok("prometheus query capacity")
-            self.failures.ok("prometheus query termination")
 
         actions: list[Future[None]] = []
+        planned = True
         for name, obs in observations.items():
             rt = self.groups[name]
             rt.observation = obs
-            decision, rt.state = planner.plan(rt.cfg, obs, rt.state or PlannerState(), now)
-            rt.decision = decision
-            self._export_decision(rt, obs, decision)
+            decision = self._decide(rt, obs, now)
+            if decision is None:
+                planned = False
+                continue  # planning failed: this group holds, the others go on
             if decision.dry_run:
+                self._log_decision(rt, decision)
                 continue
             if rt.acting is not None and not rt.acting.done():
                 log.info("group %s: previous action still running; not acting this cycle", name)
                 continue
+            self._log_decision(rt, decision)
             if not (decision.create or decision.delete):
                 rt.acting = self.pool.submit(self._reconcile, rt, obs, decision, frozenset())
                 actions.append(rt.acting)
                 continue
-            log.info(
-                "group %s: %s %d -> %d (+%d, -%d): %s",
-                name,
-                decision.direction,
-                decision.current,
-                decision.desired,
-                decision.create,
-                len(decision.delete),
-                decision.reason,
-            )
             rt.acting = self.pool.submit(self._act, rt, obs, decision)
             actions.append(rt.acting)
         # Wait for this cycle's actions, bounded: a provider that hangs past its own
@@ -196,10 +199,82 @@ class Controller:
         self.metrics.heartbeat.inc()
         self.metrics.cycle_duration.observe(time.monotonic() - start)
         if ok:
+            # Success is about the dependencies (every query and listing). A group whose
+            # planning fails is counted and shown in /status but does not fail /healthz:
+            # a restart would not fix its data, and would interrupt every other group.
             self.metrics.last_success.set(now)
             self.shared.mark_success(now)
-        self.shared.publish(self._status(now, prometheus_ok), self._sd())
-        return ok
+        with self._sd_lock:
+            self.shared.publish(self._status(now, prometheus_ok), self._sd())
+        return ok and planned
+
+    def _observe(self, listed: Mapping[str, list[Replica]], now: float) -> dict[str, Observation]:
+        """Query Prometheus for every listed group; a query that worked again recovers."""
+        self._failed_queries = set()
+        observations = self.reader.observe([rt.cfg for rt in self.groups.values()], listed, now)
+        # Every query failure (target and predictive too, not only capacity/termination)
+        # that did not happen again this cycle is over: log its recovery, so the next
+        # outage with the same text is logged again.
+        for key in self.failures.failing():
+            if key.scope == "prometheus" and key not in self._failed_queries:
+                self.failures.ok(key)
+        return observations
+
+    def _decide(self, rt: GroupRuntime, obs: Observation, now: float) -> Decision | None:
+        """Plan one group and export the decision; None (the group holds) if that raises.
+
+        Isolated per group: a policy bug or an absurd signal (1e308) in one group must not
+        stop the others. The failure is counted, logged once with where it happened, and
+        the planner state is left as it was.
+        """
+        name = rt.cfg.name
+        key = FailureKey("planner", name, "plan")
+        try:
+            decision, state = planner.plan(rt.cfg, obs, rt.state or PlannerState(), now)
+            self._export_decision(rt, obs, decision)
+        except Exception as e:  # noqa: BLE001 - one group's bug must not stop the others
+            self.metrics.failures.labels("plan", f"group:{name}").inc()
+            self.failures.failed(key, _describe(e))
+            rt.decision = None
+            return None
+        rt.state = state
+        rt.decision = decision
+        self.failures.ok(key)
+        return decision
+
+    def _log_decision(self, rt: GroupRuntime, d: Decision) -> None:
+        """Log every action taken; in dry run and for holds, log when the decision changes.
+
+        A dry run never changes the world, so its decision repeats every cycle: one line
+        per change, not one per cycle. Holds (no data, cooldown, in band) likewise.
+        """
+        acts = bool(d.create or d.delete)
+        said: tuple[object, ...] = (
+            (d.direction, d.code, d.current, d.desired, d.create, d.delete)
+            if acts
+            else (d.direction, d.code)
+        )
+        if said == rt.logged and (d.dry_run or not acts):
+            return
+        rt.logged = said
+        if acts:
+            log.info(
+                "group %s: %s%s %d -> %d (+%d, -%d) [%s]: %s",
+                rt.cfg.name,
+                "dry run, would scale " if d.dry_run else "",
+                d.direction,
+                d.current,
+                d.desired,
+                d.create,
+                len(d.delete),
+                d.code,
+                d.reason,
+            )
+        else:
+            dry = "dry run, " if d.dry_run else ""
+            log.info(
+                "group %s: %shold at %d [%s]: %s", rt.cfg.name, dry, d.current, d.code, d.reason
+            )
 
     def _act(self, rt: GroupRuntime, obs: Observation, decision: Decision) -> None:
         self._reconcile(rt, obs, decision, frozenset(decision.delete))
@@ -210,6 +285,19 @@ class Controller:
         if decision.create:
             res = self._provider_call(rt, "create", lambda: rt.provider.create(decision.create))
             self._count_result(rt, "create", res)
+            if res is not None and res.succeeded:
+                self._publish_created(rt)
+
+    def _publish_created(self, rt: GroupRuntime) -> None:
+        """Re-list the group and publish /sd now, so Prometheus starts discovering the new
+        replicas at once instead of one interval later (which could outlast warm-up)."""
+        replicas = self._provider_call(rt, "list", rt.provider.list)
+        if replicas is None:
+            return  # counted and logged; the next cycle's listing publishes them
+        self.metrics.provider_requests.labels(rt.cfg.name, "list", "ok").inc()
+        rt.replicas = replicas
+        with self._sd_lock:
+            self.shared.publish_sd(self._sd())
 
     def _reconcile(
         self, rt: GroupRuntime, obs: Observation, decision: Decision, removing: frozenset[str]
@@ -256,6 +344,7 @@ class Controller:
             else:
                 _remove(m.policy_signal, g, name)
         a = d.assessment
+        assert a is not None  # the planner always records what it decided from
         available = rt.available = available_capacity(obs, a)
         if available is None:
             _remove(m.available, g)
@@ -303,14 +392,13 @@ class Controller:
                 },
                 "decision": None if d is None else decision_json(d),
                 "cooldown_remaining": dict(d.cooldown_remaining) if d else {},
-                "errors": {
-                    k: v for k, v in self.failures.failing().items() if f" {name} " in f"{k} "
-                },
+                "errors": self.failures.failing_for(name),
             }
         return {
             "at": now,
             "interval_seconds": self.config.interval_seconds,
             "prometheus_ok": prometheus_ok,
+            "errors": self.failures.failing_for(None),  # daemon-wide: Prometheus
             "queries_last_cycle": self.reader.queries_last_cycle,
             "groups": groups,
         }
@@ -353,6 +441,16 @@ class Controller:
                 rt.provider.close()
             except Exception as e:  # noqa: BLE001 - closing must not mask the shutdown
                 log.warning("closing provider of %s: %s", rt.cfg.name, e)
+
+
+def _describe(e: Exception) -> str:
+    """`Type: message (at file:line in function)`: where it broke, stable across cycles so
+    FailureLog says it once."""
+    frames = traceback.extract_tb(e.__traceback__)
+    if not frames:
+        return f"{type(e).__name__}: {e}"
+    f = frames[-1]
+    return f"{type(e).__name__}: {e} (at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
 
 
 def _remove(gauge: Any, *labels: str) -> None:

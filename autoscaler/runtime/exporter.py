@@ -38,6 +38,11 @@ class SharedState:
             self.status = status
             self.sd = sd
 
+    def publish_sd(self, sd: dict[str, list[dict[str, Any]]]) -> None:
+        """Targets only, between cycles: new replicas are discoverable as soon as created."""
+        with self.lock:
+            self.sd = sd
+
     def mark_success(self, at: float) -> None:
         with self.lock:
             self.last_success = at

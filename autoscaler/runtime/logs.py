@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import NamedTuple
 
 REDACTED = "<redacted>"
 
@@ -50,29 +51,49 @@ def setup(level: str = "info") -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
+class FailureKey(NamedTuple):
+    """What failed: structured, so a group's errors are found by equality, never by
+    searching a string (a group named `list` must not match `provider web list`)."""
+
+    scope: str  # "prometheus", "provider", "planner"
+    group: str | None  # None for daemon-wide dependencies (Prometheus)
+    op: str  # "query target", "list", "create", "plan", ...
+
+    @property
+    def label(self) -> str:
+        """The text logs and /status show, e.g. `provider web list`."""
+        return " ".join(part for part in self if part)
+
+
 class FailureLog:
     """Log a failure when it starts or changes, and its recovery; stay quiet in between."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
         self.lock = threading.Lock()
-        self.active: dict[str, tuple[str, int]] = {}  # key -> (message, repeats)
+        self.active: dict[FailureKey, tuple[str, int]] = {}  # key -> (message, repeats)
 
-    def failed(self, key: str, message: str) -> None:
+    def failed(self, key: FailureKey, message: str) -> None:
         with self.lock:
             previous = self.active.get(key)
             if previous and previous[0] == message:
                 self.active[key] = (message, previous[1] + 1)
                 return
             self.active[key] = (message, 1)
-        self.logger.warning("%s failed: %s", key, message)
+        self.logger.warning("%s failed: %s", key.label, message)
 
-    def ok(self, key: str) -> None:
+    def ok(self, key: FailureKey) -> None:
         with self.lock:
             previous = self.active.pop(key, None)
         if previous:
-            self.logger.info("%s recovered after %d failed attempt(s)", key, previous[1])
+            self.logger.info("%s recovered after %d failed attempt(s)", key.label, previous[1])
 
-    def failing(self) -> dict[str, str]:
+    def failing(self) -> dict[FailureKey, str]:
+        """Every active failure and its latest message."""
         with self.lock:
             return {k: m for k, (m, _) in self.active.items()}
+
+    def failing_for(self, group: str | None) -> dict[str, str]:
+        """One group's active failures (None: the daemon-wide ones), by label."""
+        with self.lock:
+            return {k.label: m for k, (m, _) in self.active.items() if k.group == group}

@@ -21,7 +21,8 @@ class Metrics:
         )
         self.failures = Counter(
             "requests_failures",
-            "Failed calls to Prometheus and providers (ScaleIt-compatible).",
+            "Failed calls to Prometheus and providers, and failed planning of a group "
+            "(method=plan, endpoint=group:NAME) (ScaleIt-compatible).",
             ["method", "endpoint"],
             registry=r,
         )

@@ -11,7 +11,7 @@ servers outside the group are left alone.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ class Move:
 
 
 def plan_moves(
-    fips: list[Mapping[str, Any]],
+    fips: Sequence[Mapping[str, Any]],
     port_owner: Mapping[str, str],
     server_ports: Mapping[str, str],
     members: frozenset[str],

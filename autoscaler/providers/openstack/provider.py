@@ -527,9 +527,9 @@ class OpenStackProvider(ReplicaProvider):
             if f in not_done:
                 result.failed.append(("", "create timed out"))
                 continue
-            exc = f.exception()
-            if exc is not None:
-                result.failed.append(("", self._redact(_short(exc))))
+            error = f.exception()
+            if error is not None:
+                result.failed.append(("", self._redact(_short(error))))
                 continue
             kind, value, quota = f.result()
             if kind == "ok":
@@ -575,12 +575,16 @@ class OpenStackProvider(ReplicaProvider):
         for rid, f in futures.items():
             if f in not_done:
                 result.failed.append((rid, "delete timed out"))
-            elif f.exception() is not None:
-                result.failed.append((rid, self._redact(_short(f.exception()))))
-            elif f.result() is None:
+                continue
+            error, outcome = f.exception(), None
+            if error is None:
+                outcome = f.result()
+            if error is not None:
+                result.failed.append((rid, self._redact(_short(error))))
+            elif outcome is None:
                 result.succeeded.append(rid)
             else:
-                result.failed.append((rid, f.result()))
+                result.failed.append((rid, outcome))
         return result
 
     # -- external addresses ----------------------------------------------------------
