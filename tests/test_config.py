@@ -155,6 +155,7 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
                 "termination_below_min": True,
                 "via_bridge": True,
                 "replica_api": {"port": 8081, "path": "/status"},
+                "expect_capacity": True,
             }
         },
     }
@@ -207,6 +208,7 @@ def test_every_schema_field_is_loadable(tmp_path):
     assert (group.fallback_replicas, group.scale_in_order) == (4, "newest")
     assert (group.max_replacements_per_cycle, group.via_bridge) == (0, True)
     assert (group.max_terminations_per_cycle, group.termination_below_min) == (3, True)
+    assert group.expect_capacity is True
     assert group.provider.options == {"size": 3}
     # Every dataclass field was set away from its default: none is unloadable.
     for obj in (config, config.prometheus, group, group.policies[3]):
@@ -320,6 +322,12 @@ CASES = [
     ("groups.web.max_terminations_per_cycle", -1, "max_terminations_per_cycle: must be an integer"),
     ("groups.web.termination_below_min", "no", "termination_below_min: must be true or false"),
     ("groups.web.via_bridge", True, "groups.web.via_bridge: needs the top-level bridge_address"),
+    ("groups.web.expect_capacity", "yes", "expect_capacity: must be true or false or null"),
+    (
+        "groups.web.expect_capacity",
+        False,
+        "expect_capacity: cannot be false with a headroom policy",
+    ),
     ("groups.web.scale_down", 5, "groups.web.scale_down: must be a mapping (got 5)"),
     ("groups.web.scale_down.max_step_percent", 0, "max_step_percent: must be a number > 0 or null"),
     ("groups.web.scale_up.max_step_replicas", 0, "max_step_replicas: must be an integer >= 1"),

@@ -440,7 +440,7 @@ def test_victim_order_terminating_failed_idle_missing_then_age() -> None:
     metrics = {
         "busy": ReplicaMetrics(0),
         "idle-young": ReplicaMetrics(4),
-        "idle-old": ReplicaMetrics(9),  # above replica_capacity: as idle as 4, not more
+        "idle-old": ReplicaMetrics(4),  # fully idle: ties with idle-young, by age
         "half": ReplicaMetrics(2),
         "nodata": ReplicaMetrics(float("inf")),
         "term": ReplicaMetrics(4, termination=1),

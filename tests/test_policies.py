@@ -34,11 +34,17 @@ def test_headroom_short_adds_ceil_of_shortfall() -> None:
     assert "2" in p.reason and "8" in p.reason
 
 
-def test_headroom_capacity_above_replica_capacity_is_capped() -> None:
+def test_headroom_capacity_above_replica_capacity_is_invalid() -> None:
+    # Was: capped at 4 and counted (so a busy replica saying 100 looked idle). Now: a
+    # sample outside [0, replica_capacity] is invalid, i.e. missing data (issue #9).
     o = obs([rep("a"), rep("b")], caps(a=100, b=0))
     p = _call(headroom.propose, HEAD, o, group())
-    # a counts 4 (not 100): free 4 < 8 -> +1
-    assert p.desired == 3
+    # counted: b only, free 0 < 8 -> +2; partial (a has no valid sample)
+    assert (p.desired, p.partial) == (4, True)
+    assert "1 invalid (a)" in p.reason
+    # above replica_capacity only by float noise is the slot count, not invalid
+    near = obs([rep("a"), rep("b")], caps(a=4 * (1 + 1e-12), b=4))
+    assert _call(headroom.propose, HeadroomPolicyConfig("free", 4.0), near, group()).desired == 1
 
 
 def test_headroom_warmup_counts_as_fully_free_whatever_it_reports() -> None:
@@ -257,13 +263,19 @@ def test_predictive_dispatch_examples() -> None:
     assert _call(propose, PRED, obs([], signals={"forecast": 4.0}), group()).desired == 2
 
 
-@pytest.mark.parametrize("bad", [*BAD_VALUES, None])
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf"), -1.0, None])
 def test_predictive_without_a_usable_forecast_has_no_data(bad: float | None) -> None:
     p = _call(propose, PRED, obs(four(), signals={"forecast": bad}), group())
     assert p.desired is None and p.code == "no_data"
     assert _call(propose, PRED, obs(four()), group()).desired is None  # no signal at all
     down = obs(four(), signals={"forecast": 10.0}, prometheus_ok=False)
     assert _call(propose, PRED, down, group()).desired is None
+
+
+def test_predictive_overflowed_forecast_is_not_computable() -> None:
+    # +inf is what `forecast` returns when the history's numbers overflow (was: no_data)
+    p = _call(propose, PRED, obs(four(), signals={"forecast": float("inf")}), group())
+    assert (p.desired, p.code) == (None, "not_computable")
 
 
 def test_propose_rejects_unknown_type() -> None:

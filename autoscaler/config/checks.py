@@ -542,6 +542,9 @@ class Checker:
             ),
             "via_bridge": self.get(section, "via_bridge", path, _Bool(), False),
             "replica_api": self.replica_api(section.get("replica_api", _ABSENT), path),
+            "expect_capacity": self.get(
+                section, "expect_capacity", path, _Bool(), None, nullable=True
+            ),
         }
         for direction in ("scale_up", "scale_down"):
             values[direction] = self.behavior(
@@ -557,6 +560,14 @@ class Checker:
                 self.error(
                     _join(path, "fallback_replicas"),
                     f"must be between min and max ({low}..{high}) (got {fallback})",
+                )
+        policies = values["policies"]
+        if values["expect_capacity"] is False and isinstance(policies, tuple):
+            readers = [p.type for p in policies if p.reads_capacity]
+            if readers:
+                self.error(
+                    _join(path, "expect_capacity"),
+                    f"cannot be false with a {readers[0]} policy, which reads replica_capacity",
                 )
         if values["via_bridge"] is True and bridge_address is None:
             self.error(

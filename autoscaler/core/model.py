@@ -32,6 +32,9 @@ class Code(StrEnum):
     TARGET_BELOW = "target_below"
     PREDICTIVE = "predictive"
     NO_DATA = "no_data"
+    # The policy's arithmetic has no finite answer (a 1e308 signal, an overflowing sum):
+    # no proposal, never an exception, never a made-up count.
+    NOT_COMPUTABLE = "not_computable"
     FALLBACK = "fallback"
     PARTIAL = "partial"
     MIN = "min"

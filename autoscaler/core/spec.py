@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class HeadroomPolicyConfig:
     name: str
     min_available: float
     type: str = "headroom"
+    # Reads the replicas' capacity gauge: its group's silent replicas are missing data.
+    reads_capacity: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class TargetPolicyConfig:
     tolerance_up: float = 0.1
     tolerance_down: float = 0.1
     type: str = "target"
+    reads_capacity: ClassVar[bool] = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class PredictivePolicyConfig:
     trend_seconds: float = 600.0  # window of the rising-trend fit (0 disables it)
     max_growth: float = 4.0  # a past season can at most multiply the level by this
     type: str = "predictive"
+    reads_capacity: ClassVar[bool] = False
 
 
 PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig
@@ -111,3 +115,7 @@ class GroupConfig:
     # How the bridge reads these replicas' JSON API (protocol, port, path, capacity_key,
     # termination_key); unset keys fall back to REPLICA_API_* and SimpleScaleVM's defaults.
     replica_api: Mapping[str, Any] = field(default_factory=dict)
+    # Do the replicas export the capacity gauge? None = decide from the group
+    # (core/capacity.py capacity_expected); True = a replica without a valid sample is
+    # always missing data, even when none reports; False = they export none.
+    expect_capacity: bool | None = None

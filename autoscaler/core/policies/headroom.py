@@ -1,10 +1,25 @@
-"""Headroom policy (SimpleScaleVM): keep at least `min_available` free resource slots."""
+"""Headroom policy (SimpleScaleVM): keep at least `min_available` free resource slots.
+
+Comparisons with `min_available` ignore float noise (0.1 + 0.2 + 1 + 1 - 2 is
+0.2999999999999998, which is 0.3 here), and arithmetic that has no finite answer (a
+shortfall of 1 over 5e-324-slot replicas, a sum of 1e308-slot replicas) is "not
+computable": no proposal, never an exception.
+"""
 
 from __future__ import annotations
 
-from autoscaler.core.capacity import Assessment, ceil_tolerant
+import math
+
+from autoscaler.core.capacity import Assessment, below, ceil_count
 from autoscaler.core.model import Code, Observation, Proposal
 from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig
+
+
+def _missing_note(a: Assessment) -> str:
+    if not a.missing:
+        return ""
+    bad = f", {len(a.invalid)} invalid ({', '.join(a.invalid)})" if a.invalid else ""
+    return f" ({len(a.missing)} of {a.current} replicas without data{bad})"
 
 
 def propose(
@@ -16,17 +31,29 @@ def propose(
     slot = group.replica_capacity
     if not slot > 0:
         return Proposal(name, None, f"replica_capacity {slot} is not positive", Code.NO_DATA)
-
-    available, current, missing, idle = a.available, a.current, len(a.missing), a.idle
-    if current > 0 and a.known == 0:
-        reason = f"no usable capacity sample from {current} replicas"
-        return Proposal(name, None, reason, Code.NO_DATA)
-
-    partial = missing > 0
     need = policy.min_available
-    note = f" ({missing} of {current} replicas without data)" if partial else ""
-    if available < need:
-        add = ceil_tolerant((need - available) / slot)
+    if not (math.isfinite(slot) and math.isfinite(need)):
+        reason = f"replica_capacity {slot:g}, min_available {need:g}: not both finite"
+        return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
+
+    available, current, idle = a.available, a.current, a.idle
+    if current > 0 and a.known == 0:
+        bad = f", {len(a.invalid)} invalid" if a.invalid else ""
+        reason = f"no valid capacity sample from {current} replicas{bad}"
+        return Proposal(name, None, reason, Code.NO_DATA)
+    if not math.isfinite(available):
+        reason = f"free capacity of {a.known} replicas x {slot:g} slots overflows"
+        return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
+
+    partial = bool(a.missing)
+    note = _missing_note(a)
+    if below(available, need):
+        # A real shortfall needs at least one replica, however large a slot is.
+        add = ceil_count((need - available) / slot)
+        if add is None:
+            reason = f"free {available:g} < min_available {need:g}: shortfall / {slot:g} overflows"
+            return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
+        add = max(1, add)
         return Proposal(
             name,
             current + add,
@@ -43,7 +70,9 @@ def propose(
             True,
         )
     remove = 0
-    while remove < len(idle) and available - slot * (remove + 1) >= need:
+    # Each idle replica counts exactly `slot`; what stays free may meet the minimum up to
+    # the noise of the subtraction, which is relative to `available`.
+    while remove < len(idle) and not below(available - slot * (remove + 1), need, available):
         remove += 1
     if remove:
         return Proposal(

@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autoscaler.core.capacity import Assessment, ceil_tolerant
+from autoscaler.core.capacity import Assessment, ceil_count, total
 from autoscaler.core.model import Code, Observation, Proposal, usable
 from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
 
@@ -43,7 +43,9 @@ History = Sequence[tuple[float, float]]  # (unix seconds, demand), ascending tim
 
 @dataclass(frozen=True)
 class Forecast:
-    value: float  # demand expected within the horizon
+    # Demand expected within the horizon: finite and >= 0, or inf when the history's
+    # numbers overflow float arithmetic (the policies then say "not computable").
+    value: float
     seasonal: float | None
     trend: float | None
     level: float
@@ -56,26 +58,60 @@ def _window(history: History, times: Sequence[float], start: float, end: float) 
     return [v for _, v in history[lo:hi] if math.isfinite(v) and v >= 0]
 
 
+def _mean(values: Sequence[float]) -> float:
+    """Mean of finite non-negative values that never overflows.
+
+    When the sum itself would overflow, each term is divided first, so that no partial
+    sum exceeds the largest value (slightly less exact, only ever needed near 1e308).
+    """
+    n = len(values)
+    whole = total(values)
+    return whole / n if math.isfinite(whole) else total(v / n for v in values)
+
+
+def _finite_or_inf(x: float) -> float:
+    return x if math.isfinite(x) else math.inf
+
+
 def _trend(
     history: History, times: Sequence[float], now: float, cfg: PredictivePolicyConfig
 ) -> float | None:
-    if cfg.trend_seconds <= 0:
+    """The rising least-squares line at now + horizon; inf when it overflows.
+
+    Fitted in scaled units (values over their largest, time over the window's span) so
+    that no intermediate overflows, whatever the magnitudes: only the extrapolated
+    result itself can be too large for a float.
+    """
+    if not cfg.trend_seconds > 0:
         return None
     lo = bisect.bisect_right(times, now - cfg.trend_seconds)
     hi = bisect.bisect_right(times, now)
-    pts = [(t, v) for t, v in history[lo:hi] if math.isfinite(v) and v >= 0]
+    pts = [(t, v) for t, v in history[lo:hi] if math.isfinite(v) and v >= 0 and math.isfinite(t)]
     if len(pts) < 3:
         return None
-    n = len(pts)
-    mt = sum(t for t, _ in pts) / n
-    mv = sum(v for _, v in pts) / n
-    var = sum((t - mt) ** 2 for t, _ in pts)
+    top = max(v for _, v in pts)
+    if top <= 0:
+        return None  # all zero: flat
+    ages = [t - now for t, _ in pts]  # <= 0; finite unless the timestamps are absurd
+    span = max(abs(x) for x in ages)
+    if not (math.isfinite(span) and span > 0):
+        return None
+    xs = [x / span for x in ages]
+    us = [v / top for _, v in pts]
+    mx, mu = _mean_signed(xs), _mean(us)
+    var = math.fsum((x - mx) ** 2 for x in xs)
     if var <= 0:
         return None
-    slope = sum((t - mt) * (v - mv) for t, v in pts) / var
-    if slope <= 0:
+    slope = math.fsum((x - mx) * (u - mu) for x, u in zip(xs, us, strict=True)) / var
+    if not slope > 0:
         return None  # falling or flat: the reactive policies handle it
-    return mv + slope * (now + cfg.horizon_seconds - mt)
+    ahead = cfg.horizon_seconds / span - mx
+    return _finite_or_inf(top * (mu + slope * ahead))
+
+
+def _mean_signed(values: Sequence[float]) -> float:
+    """Mean of values in [-1, 1] (no overflow possible)."""
+    return math.fsum(values) / len(values)
 
 
 def forecast(
@@ -84,13 +120,14 @@ def forecast(
     """The demand expected in (now, now + horizon], or None without recent data.
 
     `times` (the history's timestamps) may be passed to save rebuilding it on every call.
+    Never raises; `value` is inf when the numbers overflow (see `Forecast`).
     """
     if times is None:
         times = [t for t, _ in history]
     recent = _window(history, times, now - cfg.level_seconds, now)
     if not recent:
         return None
-    level = sum(recent) / len(recent)
+    level = _mean(recent)
     growths: list[float] = []
     for k in range(1, cfg.seasons + 1):
         past_now = now - k * cfg.season_seconds
@@ -98,13 +135,18 @@ def forecast(
         ahead = _window(history, times, past_now, past_now + cfg.horizon_seconds)
         if not before or not ahead:
             continue
-        base = sum(before) / len(before)
+        base = _mean(before)
         if base > 0:
-            growths.append(min(max(ahead) / base, cfg.max_growth))
-    seasonal = level * statistics.median(growths) if growths else None
+            growth = min(max(ahead) / base, cfg.max_growth)  # inf / nan caught below
+            if not math.isnan(growth):
+                growths.append(growth)
+    seasonal = None
+    if growths:
+        seasonal = level * statistics.median(growths)
+        seasonal = 0.0 if level == 0 else _finite_or_inf(seasonal)  # 0 x inf is no growth
     trend = _trend(history, times, now, cfg)
     value = max(v for v in (level, seasonal, trend) if v is not None)
-    return Forecast(value=value, seasonal=seasonal, trend=trend, level=level)
+    return Forecast(value=_finite_or_inf(value), seasonal=seasonal, trend=trend, level=level)
 
 
 def history_seconds(cfg: PredictivePolicyConfig) -> float:
@@ -113,19 +155,45 @@ def history_seconds(cfg: PredictivePolicyConfig) -> float:
     return max(cfg.level_seconds, cfg.trend_seconds, seasonal)
 
 
-def desired_replicas(value: float, cfg: PredictivePolicyConfig) -> int:
-    # Float noise must not add a replica (same rule as the other policies).
-    return max(0, ceil_tolerant(value / (cfg.demand_per_replica * cfg.target)))
+def _settings_problem(cfg: PredictivePolicyConfig) -> Proposal | None:
+    """A proposal without a count when the settings cannot give one, else None."""
+    dpr, target = cfg.demand_per_replica, cfg.target
+    if not dpr > 0 or not target > 0:
+        return Proposal(cfg.name, None, "demand_per_replica and target must be > 0", Code.NO_DATA)
+    if not (math.isfinite(dpr) and math.isfinite(target)):
+        reason = f"demand_per_replica {dpr:g} and target {target:g} must be finite"
+        return Proposal(cfg.name, None, reason, Code.NOT_COMPUTABLE)
+    return None
+
+
+def desired_replicas(value: float, cfg: PredictivePolicyConfig) -> int | None:
+    """ceil(value / (demand_per_replica x target)); None when that has no finite answer.
+
+    Divided one factor at a time: the product of two tiny settings underflows to 0.
+    Float noise must not add a replica (same rule as the other policies).
+    """
+    return ceil_count(value / cfg.demand_per_replica / cfg.target)
+
+
+def _not_computable(cfg: PredictivePolicyConfig, value: float) -> Proposal:
+    reason = (
+        f"{cfg.name} forecast {value:.4g} / ({cfg.demand_per_replica:g} x {cfg.target:g}) "
+        "has no finite count"
+    )
+    return Proposal(cfg.name, None, reason, Code.NOT_COMPUTABLE)
 
 
 def propose(history: History, now: float, cfg: PredictivePolicyConfig) -> Proposal:
     """The predictive recommendation; desired None when there is no recent history."""
-    if not cfg.demand_per_replica > 0 or not cfg.target > 0:
-        return Proposal(cfg.name, None, "demand_per_replica and target must be > 0", Code.NO_DATA)
+    problem = _settings_problem(cfg)
+    if problem is not None:
+        return problem
     f = forecast(history, now, cfg)
     if f is None:
         return Proposal(cfg.name, None, f"{cfg.name}: no recent history", Code.NO_DATA)
     desired = desired_replicas(f.value, cfg)
+    if desired is None:
+        return _not_computable(cfg, f.value)
     parts = [f"level {f.level:.4g}"]
     if f.seasonal is not None:
         parts.append(f"seasonal {f.seasonal:.4g}")
@@ -144,20 +212,26 @@ def propose_observed(
     """The proposal of the live daemon (and the replay), from a forecast already made.
 
     `obs.signals[cfg.name]` is the forecast demand (in the query's units) that `observe`
-    computed from the query's history; None when the history was missing or failed.
-    The count equals the target-policy form's (`as_target` fed `signal_value` of the
-    healthy count), and it also works with no healthy replica, where a utilization has
-    no meaning and the target form says nothing.
+    computed from the query's history; None when the history was missing or failed, inf
+    when the forecast overflowed (not computable). The count equals the target-policy
+    form's (`as_target` fed `signal_value` of the healthy count), and it also works with
+    no healthy replica, where a utilization has no meaning and the target form says nothing.
     """
     name = cfg.name
     if not obs.prometheus_ok:
         return Proposal(name, None, "prometheus query failed", Code.NO_DATA)
     value = obs.signals.get(name)
+    if value == math.inf:
+        reason = f"{name}: the forecast overflows (the history's numbers are too large)"
+        return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
     if value is None or not usable(value):
         return Proposal(name, None, f"{name}: no usable forecast ({value})", Code.NO_DATA)
-    if not cfg.demand_per_replica > 0 or not cfg.target > 0:
-        return Proposal(name, None, "demand_per_replica and target must be > 0", Code.NO_DATA)
+    problem = _settings_problem(cfg)
+    if problem is not None:
+        return problem
     desired = desired_replicas(value, cfg)
+    if desired is None:
+        return _not_computable(cfg, value)
     reason = (
         f"{name} forecast {value:.4g} in {cfg.horizon_seconds:g}s / "
         f"({cfg.demand_per_replica:g} x {cfg.target:g}) -> {desired}"

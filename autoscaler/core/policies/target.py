@@ -1,11 +1,14 @@
 """Target tracking (ScaleIt, Kubernetes HPA): desired = ceil(current * value / target).
 
-Inside the band [target * (1 - tolerance_down), target * (1 + tolerance_up)] the count holds.
+Inside the band [target * (1 - tolerance_down), target * (1 + tolerance_up)] the count
+holds, edges included, up to float noise (0.72 / 0.8 is 0.8999999999999999: on the edge).
 """
 
 from __future__ import annotations
 
-from autoscaler.core.capacity import Assessment, ceil_tolerant
+import math
+
+from autoscaler.core.capacity import Assessment, above, below, ceil_count
 from autoscaler.core.model import Code, Observation, Proposal, usable
 from autoscaler.core.spec import GroupConfig, TargetPolicyConfig
 
@@ -21,21 +24,28 @@ def propose(
         return Proposal(name, None, f"{name}: no usable value ({value})", Code.NO_DATA)
     if not policy.target > 0:
         return Proposal(name, None, f"target {policy.target} is not positive", Code.NO_DATA)
+    up, down = policy.tolerance_up, policy.tolerance_down
+    if not (math.isfinite(policy.target) and math.isfinite(up) and math.isfinite(down)):
+        reason = f"target {policy.target:g}, tolerances {up:g}/{down:g}: not all finite"
+        return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
+    if up < 0 or down < 0:
+        reason = f"tolerances {up:g}/{down:g}: a negative band has no meaning"
+        return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
     current = a.current
     if current == 0:
         # value/target scales the current count: with nothing running it says nothing.
         return Proposal(name, None, f"{name} {value:g} with 0 replicas: no ratio", Code.NO_DATA)
 
-    ratio = value / policy.target
+    ratio = value / policy.target  # may overflow to inf (1e308 / 0.5): no count then
     band = f"{name} {value:g} / target {policy.target:g} = {ratio:.3g}"
-    if ratio > 1 + policy.tolerance_up:
-        desired = ceil_tolerant(current * ratio)
-        return Proposal(
-            name, desired, f"{band} > 1+{policy.tolerance_up:g} -> {desired}", Code.TARGET_ABOVE
-        )
-    if ratio < 1 - policy.tolerance_down:
-        desired = ceil_tolerant(current * ratio)
-        return Proposal(
-            name, desired, f"{band} < 1-{policy.tolerance_down:g} -> {desired}", Code.TARGET_BELOW
-        )
-    return Proposal(name, current, f"{band} within tolerance -> {current}", Code.IN_BAND)
+    if above(ratio, 1 + up):
+        verdict, code = f"> 1+{up:g}", Code.TARGET_ABOVE
+    elif below(ratio, 1 - down):
+        verdict, code = f"< 1-{down:g}", Code.TARGET_BELOW
+    else:
+        return Proposal(name, current, f"{band} within tolerance -> {current}", Code.IN_BAND)
+    desired = ceil_count(current * ratio)
+    if desired is None:
+        reason = f"{band} {verdict}: {current} x {ratio:g} has no finite count"
+        return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
+    return Proposal(name, desired, f"{band} {verdict} -> {desired}", code)
