@@ -6,7 +6,6 @@ Shared by the planner-memory regressions and the restart property test.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,14 +16,15 @@ from autoscaler.providers.base import ActionResult, ReplicaProvider
 from autoscaler.runtime.controller import Controller
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.metrics import Metrics
+from autoscaler.runtime.state_store import open_store
 
 INTERVAL = 10.0
 
 
 class FakeClock:
-    """Wall and monotonic time, moved by hand.
+    """Wall and monotonic time, moved by hand (the Clock protocol of autoscaler/core/clock.py).
 
-    Called, it answers the wall time (what a plain `time.time`-style clock gives).
+    Called, it answers the wall time: what the controller's clock was before issue #9.
     """
 
     def __init__(self, wall: float = 1_700_000_000.0, mono: float = 5_000.0) -> None:
@@ -50,7 +50,7 @@ class FakeClock:
 
     def new_process(self) -> FakeClock:
         """Same wall time, another monotonic origin: what a restarted daemon sees."""
-        return FakeClock(self.wall_time, self.mono_time / 3 + 123.0)
+        return FakeClock(self.wall_time, float(int(self.mono_time) // 3 + 123))
 
 
 class SignalReader:
@@ -134,12 +134,12 @@ def group(**kw: object) -> GroupConfig:
 
 
 def config(spec: GroupConfig, state_dir: Path, interval: float = INTERVAL) -> Config:
-    config = Config(prometheus=PrometheusConfig(), groups=(spec,), interval_seconds=interval)
-    if "state_dir" in {f.name for f in dataclasses.fields(Config)}:
-        # The planner's memory lives here once the daemon keeps one (today's Config has no
-        # such key, so a restarted controller starts with an empty memory).
-        config = dataclasses.replace(config, state_dir=str(state_dir))
-    return config
+    return Config(
+        prometheus=PrometheusConfig(),
+        groups=(spec,),
+        interval_seconds=interval,
+        state_dir=str(state_dir),
+    )
 
 
 class Daemon:
@@ -160,7 +160,8 @@ class Daemon:
             Metrics(),
             SharedState(self.config.interval_seconds),
             reader=self.reader,  # type: ignore[arg-type]
-            clock=self.clock,  # type: ignore[arg-type]
+            clock=self.clock,
+            memory=open_store(self.config, self.clock),  # the daemon's own store, on disk
         )
 
     def restart(self) -> None:

@@ -17,12 +17,14 @@ from pathlib import Path
 from autoscaler.compat.simplescalevm import config_from_env, looks_like_simplescalevm
 from autoscaler.config import Config, ConfigError, redact_url
 from autoscaler.config.replica_api import sd_target
+from autoscaler.core.clock import SystemClock
 from autoscaler.providers.base import Provider, ProviderError
 from autoscaler.providers.registry import build_provider, load_config
 from autoscaler.runtime import logs
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
+from autoscaler.runtime.state_store import default_state_dir, open_store
 
 log = logging.getLogger("autoscaler")
 
@@ -96,6 +98,8 @@ def _prepare(
         config = dataclasses.replace(
             config, groups=tuple(dataclasses.replace(g, dry_run=True) for g in config.groups)
         )
+    if config.state_dir is None:
+        config = dataclasses.replace(config, state_dir=str(default_state_dir(config, args.config)))
     logs.setup(config.log_level)
     for secret in _secrets(config):
         logs.redactor.add(secret)
@@ -117,7 +121,16 @@ def run(args: argparse.Namespace) -> int:
         for p in providers.values():
             p.close()
         return 2
-    controller = Controller(config, providers, metrics, shared, bridge_target=sd_target)
+    clock = SystemClock()
+    controller = Controller(
+        config,
+        providers,
+        metrics,
+        shared,
+        bridge_target=sd_target,
+        clock=clock,
+        memory=open_store(config, clock),
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -128,12 +141,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     log.info(
-        "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s",
+        "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s, "
+        "planner memory in %s",
         len(config.groups),
         ", ".join(g.name for g in config.groups),
         redact_url(config.prometheus.url),
         config.interval_seconds,
         config.listen,
+        config.state_dir,
     )
     try:
         controller.run(stop)
@@ -150,12 +165,17 @@ def once(args: argparse.Namespace) -> int:
     if prepared is None:
         return 2
     config, providers = prepared
+    clock = SystemClock()
     controller = Controller(
         config,
         providers,
         Metrics(),
         SharedState(config.interval_seconds),
         bridge_target=sd_target,
+        clock=clock,
+        # Reads a running daemon's memory, never writes it: one cycle tried by hand must not
+        # overwrite the daemon's windows and cooldowns.
+        memory=open_store(config, clock, read_only=True),
     )
     try:
         ok = controller.cycle()
