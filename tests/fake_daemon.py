@@ -82,6 +82,7 @@ class MemoryProvider(ReplicaProvider):
         self.n = 0
         self.create_mode = "ok"  # ok | raise | quota | failed
         self.delete_mode = "ok"  # ok | raise
+        self.create_seconds = 0.0  # how long a create takes, on the fake clock
         for _ in range(count):
             self._add(clock.wall() - 3600)
 
@@ -95,6 +96,7 @@ class MemoryProvider(ReplicaProvider):
         return list(self.replicas.values())
 
     def create(self, count: int) -> ActionResult:
+        self.clock.advance(self.create_seconds)
         if self.create_mode == "raise":
             raise RuntimeError("cloud API unreachable")
         res = ActionResult()
