@@ -6,13 +6,12 @@ in every process, so the planner's memory is persisted as wall-clock stamps and 
 back onto the new process's timeline by `to_monotonic`, which distrusts what it cannot
 check: a stamp in the future, or one too old to matter, is dropped.
 
-Pure: reading a clock is the caller's business (`SystemClock` for the daemon, a fake in
-tests); the functions here only do arithmetic on one `Reading`.
+Pure: reading a clock is the caller's business (autoscaler/runtime/clock.py for the daemon,
+a fake in tests); the functions here only do arithmetic on one `Reading`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +19,6 @@ __all__ = [
     "FUTURE_TOLERANCE_SECONDS",
     "Clock",
     "Reading",
-    "SystemClock",
     "read",
     "to_monotonic",
     "to_wall",
@@ -39,16 +37,6 @@ class Clock(Protocol):
     def wall(self) -> float:
         """Unix seconds: comparable across processes and machines, but may jump."""
         ...
-
-
-class SystemClock:
-    """The process's clocks."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time()
 
 
 @dataclass(frozen=True)

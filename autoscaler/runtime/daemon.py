@@ -17,10 +17,10 @@ from pathlib import Path
 from autoscaler.compat.simplescalevm import config_from_env, looks_like_simplescalevm
 from autoscaler.config import Config, ConfigError, redact_url
 from autoscaler.config.replica_api import sd_target
-from autoscaler.core.clock import SystemClock
 from autoscaler.providers.base import Provider, ProviderError
 from autoscaler.providers.registry import build_provider, load_config
 from autoscaler.runtime import logs
+from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics

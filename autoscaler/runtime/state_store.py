@@ -135,11 +135,13 @@ def decode(entry: Any, at: Reading, horizon: float) -> PlannerState:
     def mono(stamp: float | None) -> float | None:
         return None if stamp is None else to_monotonic(stamp, at, horizon)
 
-    recommendations = tuple(
-        (m, n) for m, n in ((mono(t), n) for t, n in sorted(pairs)) if m is not None
-    )
+    recommendations: list[tuple[float, int]] = []
+    for t, n in sorted(pairs):
+        m = mono(t)
+        if m is not None:
+            recommendations.append((m, n))
     return PlannerState(
-        recommendations=recommendations,  # type: ignore[arg-type]  # None filtered out
+        recommendations=tuple(recommendations),
         last_scale_up=mono(last["last_scale_up"]),
         last_scale_down=mono(last["last_scale_down"]),
     )
