@@ -160,6 +160,18 @@ def test_a_save_keeps_the_groups_not_loaded_yet(tmp_path: Path) -> None:
     assert _store(tmp_path, clock.new_process()).load("other") is not None
 
 
+def test_two_daemons_sharing_a_directory_keep_each_others_groups(tmp_path: Path) -> None:
+    clock = FakeClock(wall=WALL, mono=500.0)
+    mine = JsonFileMemoryStore(tmp_path, clock, {"g": HORIZON})
+    theirs = JsonFileMemoryStore(tmp_path, clock, {"h": HORIZON})
+    mine.save("g", _state())
+    theirs.save("h", _state())
+    mine.save("g", PlannerState(last_scale_down=499.0))
+    doc = json.loads((tmp_path / FILE_NAME).read_text())
+    assert set(doc["groups"]) == {"g", "h"}
+    assert JsonFileMemoryStore(tmp_path, clock, {"h": HORIZON}).load("h") == _state()
+
+
 def test_read_only_store_never_writes(tmp_path: Path) -> None:
     clock = FakeClock(wall=WALL, mono=500.0)
     store = _store(tmp_path, clock, read_only=True)

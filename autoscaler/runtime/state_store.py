@@ -153,7 +153,7 @@ class JsonFileMemoryStore:
     Read once, at the first load; every save rewrites the whole file atomically (a temporary
     file, fsync, rename), so a crash leaves the old memory or the new one, never half.
     Groups not saved yet keep what was read, so a group whose provider could not be listed
-    at start-up loses nothing.
+    at start-up loses nothing; groups of another daemon sharing the directory are kept.
     """
 
     def __init__(
@@ -171,37 +171,36 @@ class JsonFileMemoryStore:
         self._entries: dict[str, Any] | None = None
 
     def _read(self) -> dict[str, Any]:
-        if self._entries is not None:
-            return self._entries
-        self._entries = {}
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            log.info("no planner memory at %s yet: starting fresh", self.path)
-            return self._entries
-        except (OSError, UnicodeDecodeError) as e:
-            log.warning("planner memory %s unreadable, starting fresh: %s", self.path, e)
-            return self._entries
-        try:
-            doc = json.loads(text)
-        except ValueError as e:
-            log.warning("planner memory %s is not JSON, starting fresh: %s", self.path, e)
-            return self._entries
-        if not isinstance(doc, dict) or doc.get("version") != VERSION:
-            version = doc.get("version") if isinstance(doc, dict) else None
-            log.warning(
-                "planner memory %s has version %r, expected %d: starting fresh",
-                self.path,
-                version,
-                VERSION,
-            )
-            return self._entries
-        groups = doc.get("groups")
-        if not isinstance(groups, dict):
-            log.warning("planner memory %s has no groups object: starting fresh", self.path)
-            return self._entries
-        self._entries = {str(k): v for k, v in groups.items() if k in self.horizons}
+        """This daemon's groups as first read (warnings logged once, then cached)."""
+        if self._entries is None:
+            on_disk = self._on_disk(warn=True)
+            self._entries = {k: v for k, v in on_disk.items() if k in self.horizons}
         return self._entries
+
+    def _on_disk(self, *, warn: bool) -> dict[str, Any]:
+        """Every group in the file now; {} when there is none or it is unusable."""
+        problem = None
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if warn:
+                log.info("no planner memory at %s yet: starting fresh", self.path)
+            return {}
+        except (OSError, UnicodeDecodeError) as e:
+            problem = f"unreadable: {e}"
+        except ValueError as e:
+            problem = f"is not JSON: {e}"
+        else:
+            if not isinstance(doc, dict) or doc.get("version") != VERSION:
+                version = doc.get("version") if isinstance(doc, dict) else None
+                problem = f"has version {version!r}, expected {VERSION}"
+            elif not isinstance(doc.get("groups"), dict):
+                problem = "has no groups object"
+            else:
+                return {str(k): v for k, v in doc["groups"].items()}
+        if warn:
+            log.warning("planner memory %s %s: starting fresh", self.path, problem)
+        return {}
 
     def load(self, group: str) -> PlannerState | None:
         entry = self._read().get(group)
@@ -225,7 +224,9 @@ class JsonFileMemoryStore:
         entries[group] = encode(state, read(self.clock))
         if self.read_only:
             return
-        doc = {"version": VERSION, "groups": entries}
+        # Another daemon sharing the directory (a run_dir, say) keeps its own groups.
+        others = {k: v for k, v in self._on_disk(warn=False).items() if k not in self.horizons}
+        doc = {"version": VERSION, "groups": {**others, **entries}}
         _write_atomically(self.path, json.dumps(doc, separators=(",", ":"), sort_keys=True))
 
 
