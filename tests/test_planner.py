@@ -584,7 +584,9 @@ def test_unreplaced_removal_is_the_scale_in_step() -> None:
     metrics = {"r0": ReplicaMetrics(termination=1)}
     d, state = run(g, obs(reps(3), metrics, {"cpu": 10.0}))
     assert (d.delete, d.create, d.desired, d.direction) == (("r0",), 0, 2, "down")
-    assert state.last_scale_down == NOW
+    # a scale-down: its cooldown starts once the provider accepted the delete
+    assert state.last_scale_down is None
+    assert record_action(state, d.direction, NOW).last_scale_down == NOW
 
 
 def test_scale_down_stabilization_keeps_the_replacement() -> None:

@@ -18,16 +18,16 @@ from autoscaler.config import Config, ConfigError, PrometheusConfig
 from autoscaler.core.clock import FUTURE_TOLERANCE_SECONDS, Reading, to_monotonic, to_wall
 from autoscaler.core.model import PlannerState
 from autoscaler.core.spec import GroupConfig, ProviderConfig, ScalingBehavior
-from autoscaler.providers.registry import parse_config
+from autoscaler.providers.registry import load_config, parse_config
 from autoscaler.runtime.state_store import (
     FILE_NAME,
     VERSION,
     InvalidMemory,
     JsonFileMemoryStore,
     decode,
-    default_state_dir,
     encode,
     open_store,
+    state_dir,
 )
 from tests.fake_daemon import FakeClock, daemon, group
 
@@ -266,7 +266,7 @@ def test_save_failure_is_logged_once_and_scaling_goes_on(
             d.cycle(2.0)
     d.controller.close()
     assert d.count > 2
-    warnings = [r.getMessage() for r in caplog.records if "planner memory save" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "planner g memory save" in r.getMessage()]
     assert len(warnings) == 1, warnings
     failures = d.controller.metrics.registry.get_sample_value(
         "requests_failures_total", {"method": "save", "endpoint": "planner_memory"}
@@ -325,24 +325,38 @@ def test_state_dir_key_and_environment() -> None:
         parse_config(_raw(state_dir=3), {})
 
 
-def _config(*groups: GroupConfig, state_dir: str | None = None) -> Config:
-    return Config(prometheus=PrometheusConfig(), groups=groups, state_dir=state_dir)
+def _config(*groups: GroupConfig, state_dir: str | None = None, base: Path | None) -> Config:
+    return Config(prometheus=PrometheusConfig(), groups=groups, state_dir=state_dir, base_dir=base)
 
 
-def test_default_state_dir(tmp_path: Path) -> None:
+def test_state_dir_defaults_and_relative_paths(tmp_path: Path) -> None:
     local = group(name="a", provider=ProviderConfig("local", {"run_dir": "/srv/run"}))
     local_default = group(name="b", provider=ProviderConfig("local"))
+    relative = group(name="d", provider=ProviderConfig("local", {"run_dir": "data/run"}))
     other = group(name="c", provider=ProviderConfig("openstack"))
-    cfg_file = tmp_path / "conf" / "autoscaler.yaml"
-    assert default_state_dir(_config(other, local, local_default), cfg_file) == Path("/srv/run")
-    assert default_state_dir(_config(local_default), cfg_file) == Path("./run")
-    assert default_state_dir(_config(other), cfg_file) == tmp_path / "conf" / ".autoscaler-state"
-    assert default_state_dir(_config(other), None) == Path(".autoscaler-state")
+    conf = tmp_path / "conf"  # the configuration file's directory
+    assert state_dir(_config(other, local, local_default, base=conf)) == Path("/srv/run")
+    assert state_dir(_config(local_default, base=conf)) == conf / "run"
+    assert state_dir(_config(relative, base=conf)) == conf / "data" / "run"
+    assert state_dir(_config(other, base=conf)) == conf / ".autoscaler-state"
+    assert state_dir(_config(other, base=None)) == Path(".autoscaler-state")  # environment
+    assert state_dir(_config(local, state_dir="mem", base=conf)) == conf / "mem"
+    assert state_dir(_config(local, state_dir="/var/lib/as", base=conf)) == Path("/var/lib/as")
+
+
+def test_state_dir_follows_the_local_providers_run_dir(tmp_path: Path) -> None:
+    """The default memory lands where the local provider keeps its replicas' state."""
+    (tmp_path / "autoscaler.yaml").write_text(
+        "groups:\n  web:\n    provider: {type: local, run_dir: ./run}\n"
+        "    min: 1\n    max: 2\n    replica_capacity: 1\n"
+        "    policies: [{type: headroom, min_available: 1}]\n"
+    )
+    config = load_config(tmp_path / "autoscaler.yaml", {})
+    assert state_dir(config) == tmp_path / "run"
 
 
 def test_open_store_uses_each_groups_horizon(tmp_path: Path) -> None:
-    assert open_store(_config(group()), FakeClock()) is None
     g = group(scale_down=ScalingBehavior(stabilization_seconds=120, cooldown_seconds=30))
-    store = open_store(_config(g, state_dir=str(tmp_path)), FakeClock())
-    assert store is not None and store.horizons == {"g": 120}
+    store = open_store(_config(g, state_dir=str(tmp_path), base=None), FakeClock())
+    assert store.horizons == {"g": 120}
     assert store.path == tmp_path / FILE_NAME

@@ -24,7 +24,7 @@ from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
-from autoscaler.runtime.state_store import default_state_dir, open_store
+from autoscaler.runtime.state_store import open_store
 
 log = logging.getLogger("autoscaler")
 
@@ -98,8 +98,6 @@ def _prepare(
         config = dataclasses.replace(
             config, groups=tuple(dataclasses.replace(g, dry_run=True) for g in config.groups)
         )
-    if config.state_dir is None:
-        config = dataclasses.replace(config, state_dir=str(default_state_dir(config, args.config)))
     logs.setup(config.log_level)
     for secret in _secrets(config):
         logs.redactor.add(secret)
@@ -122,14 +120,9 @@ def run(args: argparse.Namespace) -> int:
             p.close()
         return 2
     clock = SystemClock()
+    memory = open_store(config, clock)
     controller = Controller(
-        config,
-        providers,
-        metrics,
-        shared,
-        bridge_target=sd_target,
-        clock=clock,
-        memory=open_store(config, clock),
+        config, providers, metrics, shared, bridge_target=sd_target, clock=clock, memory=memory
     )
     stop = threading.Event()
 
@@ -148,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         redact_url(config.prometheus.url),
         config.interval_seconds,
         config.listen,
-        config.state_dir,
+        memory.path,
     )
     try:
         controller.run(stop)

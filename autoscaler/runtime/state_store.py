@@ -43,9 +43,9 @@ __all__ = [
     "JsonFileMemoryStore",
     "PlannerMemoryStore",
     "decode",
-    "default_state_dir",
     "encode",
     "open_store",
+    "state_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -250,26 +250,28 @@ def _write_atomically(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
-def default_state_dir(config: Config, config_path: str | Path | None) -> Path:
-    """Where the memory goes when `state_dir` is not set.
+def state_dir(config: Config) -> Path:
+    """The directory of the planner's memory.
 
-    The first local group's run_dir (it already holds that daemon's replica state), else
-    `.autoscaler-state` next to the configuration file (in the working directory when the
-    configuration came from the environment).
+    `state_dir` when set, else the first local group's run_dir (it already holds that
+    daemon's replica state), else `.autoscaler-state` next to the configuration file.
+    Relative paths are relative to the configuration file's directory, as run_dir is
+    (to the working directory for a configuration from SimpleScaleVM's variables).
     """
-    for g in config.groups:
-        if g.provider.type == "local":
-            return Path(str(g.provider.options.get("run_dir", LOCAL_DEFAULTS["run_dir"])))
-    base = Path(config_path).resolve().parent if config_path else Path()
-    return base / ".autoscaler-state"
+    chosen: str | None = config.state_dir
+    if chosen is None:
+        local = [g for g in config.groups if g.provider.type == "local"]
+        if local:
+            chosen = str(local[0].provider.options.get("run_dir", LOCAL_DEFAULTS["run_dir"]))
+        else:
+            chosen = ".autoscaler-state"
+    path = Path(chosen).expanduser()
+    if path.is_absolute() or config.base_dir is None:
+        return path
+    return config.base_dir / path
 
 
-def open_store(
-    config: Config, clock: Clock, *, read_only: bool = False
-) -> JsonFileMemoryStore | None:
-    """The file store in `config.state_dir`; None when the configuration names none."""
-    if not config.state_dir:
-        return None
+def open_store(config: Config, clock: Clock, *, read_only: bool = False) -> JsonFileMemoryStore:
+    """The daemon's file store, in `state_dir(config)`, with each group's horizon."""
     horizons = {g.name: memory_horizon(g) for g in config.groups}
-    directory = Path(config.state_dir).expanduser()
-    return JsonFileMemoryStore(directory, clock, horizons, read_only=read_only)
+    return JsonFileMemoryStore(state_dir(config), clock, horizons, read_only=read_only)
