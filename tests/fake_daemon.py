@@ -57,12 +57,17 @@ class SignalReader:
     """Answers the group's target signal `load`; no replica metrics (a target-only group)."""
 
     queries_last_cycle = 0
+    invalid_last_cycle: list[object] = []
 
     def __init__(self, value: float) -> None:
         self.value = value
 
     def observe(
-        self, groups: Sequence[GroupConfig], replicas: Mapping[str, Sequence[Replica]], now: float
+        self,
+        groups: Sequence[GroupConfig],
+        replicas: Mapping[str, Sequence[Replica]],
+        now: float,
+        stop: object = None,
     ) -> dict[str, Observation]:
         return {
             g.name: Observation(g.name, now, tuple(replicas[g.name]), {}, {"load": self.value})

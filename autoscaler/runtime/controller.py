@@ -44,7 +44,7 @@ from autoscaler.core.spec import (
 )
 from autoscaler.observe.prometheus import Invalid, PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
-from autoscaler.runtime.clock import SystemClock
+from autoscaler.runtime.clock import as_clock
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.logs import FailureKey, FailureLog
 from autoscaler.runtime.metrics import REPLICA_STATES, Metrics
@@ -83,13 +83,13 @@ class Controller:
         *,
         reader: PrometheusReader | None = None,
         bridge_target: BridgeTarget | None = None,
-        clock: Clock | None = None,
+        clock: Clock | Callable[[], float] | None = None,
         memory: PlannerMemoryStore | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.shared = shared
-        self.clock = clock or SystemClock()
+        self.clock = as_clock(clock)  # a plain function serves as both clocks
         self.memory = memory  # None: the planner's memory lives only as long as this process
         self.failures = FailureLog(log)
         self._failed_queries: set[FailureKey] = set()  # queries that failed in this cycle
