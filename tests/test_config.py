@@ -108,6 +108,7 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
         "target_labels": {"autoscaler": "a"},
         "bridge_address": "127.0.0.1:9101",
         "log_level": "DEBUG",
+        "state_dir": "/var/lib/autoscaler",
         "groups": {
             "batch": {
                 "provider": {"type": "tiny", "size": 3},
@@ -179,6 +180,7 @@ def test_every_schema_field_is_loadable(tmp_path):
     assert (config.group_label, config.replica_label) == ("pool", "instance_id")
     assert config.target_labels == {"autoscaler": "a"}
     assert config.bridge_address == "127.0.0.1:9101"
+    assert config.state_dir == "/var/lib/autoscaler"
     (group,) = config.groups
     assert group.policies == (
         HeadroomPolicyConfig(name="room", min_available=3.0),

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from autoscaler.core.clock import Reading
 from autoscaler.core.model import (
     Observation,
     PlannerState,
@@ -13,7 +14,7 @@ from autoscaler.core.model import (
     ReplicaMetrics,
     ReplicaState,
 )
-from autoscaler.core.planner import initial_state, plan, step_limit
+from autoscaler.core.planner import initial_state, memory_horizon, plan, record_action, step_limit
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
@@ -64,7 +65,8 @@ def test_headroom_short_scales_up_with_reason_and_numbers() -> None:
     assert (d.direction, d.code) == ("up", "headroom_short")
     assert "free 2 < min_available 8" in d.reason and "3 -> 5" in d.reason
     assert any("policy free" in line for line in d.details)
-    assert state.last_scale_up == NOW and state.last_scale_down is None
+    # The planner records no action: the controller does once the provider accepted it.
+    assert state.last_scale_up is None and state.last_scale_down is None
 
 
 def test_highest_proposal_wins() -> None:
@@ -268,14 +270,43 @@ def test_scale_down_cooldown_counts_from_either_direction() -> None:
     assert d.desired == 2
 
 
-def test_scale_up_sets_state_and_then_cools_down() -> None:
+def test_recorded_scale_up_then_cools_down() -> None:
     g = group(scale_up=ScalingBehavior(cooldown_seconds=60))
     d, state = run(g, obs(reps(2), signals={"cpu": 200.0}))
-    assert d.desired == 4 and state.last_scale_up == NOW
+    assert d.desired == 4 and state.last_scale_up is None  # not accepted yet
+    state = record_action(state, d.direction, NOW)
+    assert state.last_scale_up == NOW
     o2 = obs(reps(4), signals={"cpu": 200.0}, at=NOW + 10)
     d2, state2 = plan(g, o2, state, NOW + 10)
     assert (d2.desired, d2.code) == (4, "cooldown")
     assert state2.last_scale_up == NOW
+    assert record_action(state2, d2.direction, NOW + 10) == state2  # a hold records nothing
+
+
+def test_record_action_per_direction() -> None:
+    state = PlannerState(recommendations=((NOW, 3),))
+    up = record_action(state, "up", NOW)
+    assert up == PlannerState(recommendations=((NOW, 3),), last_scale_up=NOW)
+    down = record_action(up, "down", NOW + 5)
+    assert (down.last_scale_up, down.last_scale_down) == (NOW, NOW + 5)
+    assert record_action(down, "hold", NOW + 9) == down
+
+
+def test_initial_state_moves_the_newest_replica_onto_the_monotonic_timeline() -> None:
+    replicas = [rep("a", created_at=NOW - 500), rep("b", created_at=NOW - 20)]
+    at = Reading(monotonic=123.0, wall=NOW)
+    assert initial_state(replicas, at) == PlannerState(last_scale_up=103.0)
+    future = [rep("c", created_at=NOW + 3600)]  # the provider's clock is ahead: counts as now
+    assert initial_state(future, at) == PlannerState(last_scale_up=123.0)
+
+
+def test_memory_horizon_is_the_longest_window_or_cooldown() -> None:
+    g = group(
+        scale_up=ScalingBehavior(cooldown_seconds=30, stabilization_seconds=10),
+        scale_down=ScalingBehavior(cooldown_seconds=60, stabilization_seconds=300),
+    )
+    assert memory_horizon(g) == 300
+    assert memory_horizon(group(scale_up=ScalingBehavior(), scale_down=ScalingBehavior())) == 0
 
 
 def test_initial_state_remembers_the_newest_replica() -> None:
@@ -553,7 +584,9 @@ def test_unreplaced_removal_is_the_scale_in_step() -> None:
     metrics = {"r0": ReplicaMetrics(termination=1)}
     d, state = run(g, obs(reps(3), metrics, {"cpu": 10.0}))
     assert (d.delete, d.create, d.desired, d.direction) == (("r0",), 0, 2, "down")
-    assert state.last_scale_down == NOW
+    # a scale-down: its cooldown starts once the provider accepted the delete
+    assert state.last_scale_down is None
+    assert record_action(state, d.direction, NOW).last_scale_down == NOW
 
 
 def test_scale_down_stabilization_keeps_the_replacement() -> None:

@@ -20,7 +20,7 @@ from autoscaler.core.model import (
     ReplicaMetrics,
     ReplicaState,
 )
-from autoscaler.core.planner import plan
+from autoscaler.core.planner import plan, record_action
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
@@ -252,13 +252,19 @@ def test_single_cycle_invariants(data: st.DataObject) -> None:
     check(group, obs, state, decision)
     # deterministic
     assert plan(group, obs, state, now) == (decision, new_state)
-    # state: only recent recommendations kept, scale times recorded
+    # state: only recent recommendations kept; actions are recorded by the caller once the
+    # provider accepted them (record_action), never by the planner
     keep = max(group.scale_up.stabilization_seconds, group.scale_down.stabilization_seconds)
     assert all(now - keep < t <= now or t == now for t, _ in new_state.recommendations)
+    assert (new_state.last_scale_up, new_state.last_scale_down) == (
+        state.last_scale_up,
+        state.last_scale_down,
+    )
+    recorded = record_action(new_state, decision.direction, now)
     if decision.direction == "up":
-        assert new_state.last_scale_up == now
+        assert recorded.last_scale_up == now
     if decision.direction == "down":
-        assert new_state.last_scale_down == now
+        assert recorded.last_scale_down == now
 
 
 @SEQUENCE_SETTINGS
@@ -271,6 +277,7 @@ def test_cycle_sequences_keep_invariants(data: st.DataObject) -> None:
         now += data.draw(st.sampled_from([1.0, 10.0, 30.0, 200.0]))
         obs = data.draw(observations(now))
         decision, state = plan(group, obs, state, now)
+        state = record_action(state, decision.direction, now)
         check(group, obs, state, decision)
 
 
@@ -286,6 +293,7 @@ def test_down_cooldown_is_respected_over_a_sequence(data: st.DataObject) -> None
         now += data.draw(st.sampled_from([5.0, 20.0, 60.0]))
         obs = data.draw(observations(now))
         d, state = plan(group, obs, state, now)
+        state = record_action(state, d.direction, now)  # as if the provider accepted it
         base = _facts(group, obs)["base"]  # forced down only from above max
         if d.direction == "down" and base <= group.max and last_event is not None:
             assert now - last_event >= group.scale_down.cooldown_seconds
@@ -352,6 +360,7 @@ def test_never_scales_down_when_scale_down_is_disabled(data: st.DataObject) -> N
         now += data.draw(st.sampled_from([1.0, 30.0, 400.0]))
         obs = data.draw(observations(now))
         d, state = plan(group, obs, state, now)
+        state = record_action(state, d.direction, now)
         facts = _facts(group, obs)
         healthy_ids = {r.id for r in facts["healthy"]}
         if facts["base"] <= group.max:

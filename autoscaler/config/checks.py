@@ -375,6 +375,9 @@ class Checker:
             "log_level": self.get(
                 doc, "log_level", "", _Choice(LOG_LEVELS, True), _default(Config, "log_level")
             ),
+            "state_dir": self.get(
+                doc, "state_dir", "", _Text(what="a non-empty directory path"), None, nullable=True
+            ),
         }
         for key in ("capacity_metric", "termination_metric"):
             kind = _Text(

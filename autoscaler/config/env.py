@@ -17,6 +17,7 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], str]] = {
     "AUTOSCALER_LISTEN": (("listen",), "str"),
     "AUTOSCALER_LOG_LEVEL": (("log_level",), "str"),
     "AUTOSCALER_BRIDGE_ADDRESS": (("bridge_address",), "str"),
+    "AUTOSCALER_STATE_DIR": (("state_dir",), "str"),
 }
 DRY_RUN_ENV = "AUTOSCALER_DRY_RUN"  # sets dry_run on every group
 

@@ -41,3 +41,6 @@ class Config:
     # options (the local provider's run_dir) mean the same wherever the daemon starts.
     # None for a configuration not read from a file: they stay relative to the cwd.
     base_dir: Path | None = None
+    # Directory of the planner's memory (runtime/state_store.py); None: the first local
+    # group's run_dir, else `.autoscaler-state` next to the configuration file.
+    state_dir: str | None = None

@@ -151,7 +151,7 @@ class Decision:
     """What the planner decided for one group in one cycle, with its reasons."""
 
     group: str
-    at: float
+    at: float  # unix seconds of the observation it was made from
     current: int  # healthy replicas (building + active), not asking for termination
     desired: int  # healthy replicas wanted after this cycle, always within [min, max]
     create: int  # replicas to create now
@@ -169,9 +169,14 @@ class Decision:
 
 @dataclass(frozen=True)
 class PlannerState:
-    """What the planner remembers between cycles. Losing it (a restart) is safe."""
+    """What the planner remembers between cycles, on the planner's monotonic timeline.
+
+    The daemon persists it (autoscaler/runtime/state_store.py) so a restart keeps the
+    stabilization windows and cooldowns.
+    """
 
     # (time, clamped recommendation) pairs inside the longest stabilization window
     recommendations: tuple[tuple[float, int], ...] = ()
+    # when the provider last accepted a scale-up / scale-down (planner.record_action)
     last_scale_up: float | None = None
     last_scale_down: float | None = None

@@ -1,23 +1,30 @@
 """The planner: combine policy proposals into one decision, with every step explained.
 
 Pure: no I/O, no clock. Same (group, observation, state, now) in, same decision out.
+`now` and every time in `PlannerState` are on a monotonic timeline (autoscaler/core/clock.py);
+warm-up alone compares the observation's wall time with the provider's creation times.
 Order of steps (docs/decisions.md has the operator's version):
 removals -> combine -> clamp -> stabilize -> partial-data guard -> disabled direction ->
-cooldown -> step limit -> hard clamp -> victims -> state update.
+cooldown -> step limit -> hard clamp -> victims -> remember the recommendation.
 
 Replicas removed because they asked for termination or failed are replaced: the group's
 size before this cycle, `base` = healthy + those removed now, is what "hold" keeps, and
 every damping step (stabilization, partial data, disabled direction, cooldown, step
 limit) works on the change from `base`. So a replacement never waits for a cooldown or
 a step, and with no data the group keeps its size, failed replicas included.
+
+The last action per direction is not the planner's to record: the caller does, with
+`record_action`, once the provider accepted it (a create that failed starts no cooldown).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from autoscaler.core import victims
 from autoscaler.core.capacity import assess, ceil_tolerant
+from autoscaler.core.clock import Reading
 from autoscaler.core.model import (
     POLICY_VERDICTS,
     Code,
@@ -31,18 +38,49 @@ from autoscaler.core.model import (
 from autoscaler.core.policies import propose
 from autoscaler.core.spec import GroupConfig, ScalingBehavior
 
-__all__ = ["plan", "initial_state", "step_limit"]
+__all__ = ["plan", "initial_state", "memory_horizon", "record_action", "step_limit"]
 
 
-def initial_state(replicas: Sequence[Replica]) -> PlannerState:
-    """State after a restart: the newest replica marks the last scale-up.
+def initial_state(replicas: Sequence[Replica], at: Reading | None = None) -> PlannerState:
+    """State without a usable memory: the newest replica marks the last scale-up.
 
     So a restart right after a scale-up still honours the scale-up cooldown (and, since
     scale-down cooldown counts from either direction, the scale-down one too).
+    Creation times are wall-clock stamps: `at` moves the newest onto the monotonic
+    timeline (one in the future counts as now); without it the timelines are one (replay).
     """
     if not replicas:
         return PlannerState()
-    return PlannerState(last_scale_up=max(r.created_at for r in replicas))
+    newest = max(r.created_at for r in replicas)
+    if at is not None:
+        newest = at.monotonic - max(0.0, at.wall - newest)
+    return PlannerState(last_scale_up=newest)
+
+
+def record_action(state: PlannerState, direction: Direction | str, at: float) -> PlannerState:
+    """The memory after the provider accepted a scale `direction` at `at`: its cooldown starts.
+
+    A hold records nothing (removing terminating or failed replicas is not a scale event).
+    """
+    if direction == Direction.UP:
+        return dataclasses.replace(state, last_scale_up=at)
+    if direction == Direction.DOWN:
+        return dataclasses.replace(state, last_scale_down=at)
+    return state
+
+
+def memory_horizon(group: GroupConfig) -> float:
+    """Seconds the planner's memory can matter for: the longest window or cooldown.
+
+    Older recommendations and actions change no decision, so persisted memory older than
+    this is stale.
+    """
+    return max(
+        group.scale_up.stabilization_seconds,
+        group.scale_down.stabilization_seconds,
+        group.scale_up.cooldown_seconds,
+        group.scale_down.cooldown_seconds,
+    )
 
 
 def step_limit(behavior: ScalingBehavior, current: int, *, up: bool) -> int | None:
@@ -299,15 +337,11 @@ def plan(
     details.append(f"{direction}: {was} -> {desired} (create {create}, delete {len(delete)})")
     reason = "; ".join([summary, *notes, f"{was} -> {desired}"])
 
-    # 10. state for the next cycle
-    new_state = PlannerState(
-        recommendations=history,
-        last_scale_up=now if direction is Direction.UP else state.last_scale_up,
-        last_scale_down=now if direction is Direction.DOWN else state.last_scale_down,
-    )
+    # 10. remember the recommendation; the action is recorded once accepted (record_action)
+    new_state = dataclasses.replace(state, recommendations=history)
     decision = Decision(
         group=group.name,
-        at=now,
+        at=obs.at,
         current=current,
         desired=desired,
         create=create,

@@ -1,8 +1,10 @@
 """The loop: observe -> decide -> act, for every group, every interval.
 
 Level-triggered: each cycle lists the replicas from the provider and decides from
-scratch, so a restart loses nothing but the planner's short memory (stabilization
-window, cooldowns), which `initial_state` re-seeds from replica ages.
+scratch. The planner's short memory (stabilization window, last accepted action per
+direction) is saved every cycle to a store (runtime/state_store.py), so a restart keeps
+it; without a usable one, `initial_state` re-seeds it from replica ages.
+Intervals are measured on the monotonic clock; wall time is for observations and export.
 The loop never dies on an exception: every failure is counted, logged once, and the
 next cycle tries again. Failures are isolated per group: one group's provider or
 planning failure holds that group only; every other group still decides and acts.
@@ -18,13 +20,22 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from autoscaler.config import Config
 from autoscaler.core import planner
 from autoscaler.core.capacity import available_capacity
-from autoscaler.core.model import Decision, Observation, PlannerState, Replica, ReplicaState, usable
+from autoscaler.core.clock import Clock, Reading, read
+from autoscaler.core.model import (
+    Decision,
+    Direction,
+    Observation,
+    PlannerState,
+    Replica,
+    ReplicaState,
+    usable,
+)
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
@@ -33,9 +44,11 @@ from autoscaler.core.spec import (
 )
 from autoscaler.observe.prometheus import Invalid, PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
+from autoscaler.runtime.clock import as_clock
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.logs import FailureKey, FailureLog
 from autoscaler.runtime.metrics import REPLICA_STATES, Metrics
+from autoscaler.runtime.state_store import PlannerMemoryStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +68,9 @@ class GroupRuntime:
     available: float | None = None  # free capacity of the last observation, if known
     acting: Future[None] | None = None  # an action still running from an earlier cycle
     logged: tuple[object, ...] | None = None  # what the last decision log line said
+    # Scale actions the provider accepted, (direction, monotonic time), appended by the
+    # acting thread and moved into `state` by the cycle (`_remember`).
+    accepted: list[tuple[Direction, float]] = field(default_factory=list)
 
 
 class Controller:
@@ -67,12 +83,14 @@ class Controller:
         *,
         reader: PrometheusReader | None = None,
         bridge_target: BridgeTarget | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | Callable[[], float] | None = None,
+        memory: PlannerMemoryStore | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.shared = shared
-        self.clock = clock
+        self.clock = as_clock(clock)  # a plain function serves as both clocks
+        self.memory = memory  # None: the planner's memory lives only as long as this process
         self.failures = FailureLog(log)
         self._failed_queries: set[FailureKey] = set()  # queries that failed in this cycle
         self._sd_lock = threading.Lock()  # /sd is built and published by several threads
@@ -102,6 +120,8 @@ class Controller:
         # failure panels and alerts have a series to read while all is well.
         metrics.failures.labels("query", "prometheus")
         metrics.failures.labels("cycle", "autoscaler")
+        if memory is not None:
+            metrics.failures.labels("save", "planner_memory")
         for g in config.groups:
             for op in ("list", "create", "delete"):
                 metrics.failures.labels(op, f"provider:{g.name}")
@@ -162,7 +182,8 @@ class Controller:
         `stop`, once set, interrupts the Prometheus queries, and the cycle ends unacted.
         """
         start = time.monotonic()
-        now = self.clock()
+        at = read(self.clock)
+        now, wall = at.monotonic, at.wall  # the planner's intervals; observations and export
         listed: dict[str, list[Replica]] = {}
         for name, rt in self.groups.items():
             replicas = self._provider_call(rt, "list", rt.provider.list)
@@ -171,8 +192,8 @@ class Controller:
                 rt.replicas = replicas
                 listed[name] = replicas
                 if rt.state is None:
-                    rt.state = planner.initial_state(replicas)
-        observations = self._observe(listed, now, stop)
+                    rt.state = self._initial_state(rt, replicas, at)
+        observations = self._observe(listed, wall, stop)
         if stop is not None and stop.is_set():
             return False  # stopping: observations cut short are no basis for acting
         prometheus_ok = (
@@ -184,12 +205,15 @@ class Controller:
         for name, obs in observations.items():
             rt = self.groups[name]
             rt.observation = obs
+            self._remember(rt)  # actions accepted after the last cycle's wait
             decision = self._decide(rt, obs, now)
             if decision is None:
                 planned = False
                 continue  # planning failed: this group holds, the others go on
             if decision.dry_run:
                 self._log_decision(rt, decision)
+                # The plan is exported as if it had been acted on, cooldowns included.
+                rt.accepted.append((decision.direction, now))
                 continue
             if rt.acting is not None and not rt.acting.done():
                 log.info("group %s: previous action still running; not acting this cycle", name)
@@ -204,6 +228,9 @@ class Controller:
         # Wait for this cycle's actions, bounded: a provider that hangs past its own
         # timeouts leaves its group marked busy instead of stalling every group.
         wait(actions, timeout=max(30.0, 3 * self.config.interval_seconds))
+        for name in observations:
+            self._remember(self.groups[name])
+            self._save_memory(self.groups[name])
 
         ok = prometheus_ok and len(listed) == len(self.groups)
         self.metrics.heartbeat.inc()
@@ -212,22 +239,22 @@ class Controller:
             # Success is about the dependencies (every query and listing). A group whose
             # planning fails is counted and shown in /status but does not fail /healthz:
             # a restart would not fix its data, and would interrupt every other group.
-            self.metrics.last_success.set(now)
-            self.shared.mark_success(now)
+            self.metrics.last_success.set(wall)
+            self.shared.mark_success(wall)
         with self._sd_lock:
-            self.shared.publish(self._status(now, prometheus_ok), self._sd())
+            self.shared.publish(self._status(wall, prometheus_ok), self._sd())
         return ok and planned
 
     def _observe(
         self,
         listed: Mapping[str, list[Replica]],
-        now: float,
+        wall: float,
         stop: threading.Event | None = None,
     ) -> dict[str, Observation]:
         """Query Prometheus for every listed group; a query that worked again recovers."""
         self._failed_queries = set()
         groups = [rt.cfg for rt in self.groups.values()]
-        observations = self.reader.observe(groups, listed, now, stop=stop)
+        observations = self.reader.observe(groups, listed, wall, stop=stop)
         if stop is not None and stop.is_set():
             return observations  # queries cut short by a stop neither failed nor recovered
         # Every query failure (target and predictive too, not only capacity/termination)
@@ -300,11 +327,54 @@ class Controller:
             ids = list(decision.delete)
             res = self._provider_call(rt, "delete", lambda: rt.provider.delete(ids))
             self._count_result(rt, "delete", res)
+            self._accepted(rt, decision, Direction.DOWN, res)
         if decision.create:
             res = self._provider_call(rt, "create", lambda: rt.provider.create(decision.create))
             self._count_result(rt, "create", res)
+            self._accepted(rt, decision, Direction.UP, res)
             if res is not None and res.succeeded:
                 self._publish_created(rt)
+
+    # --- the planner's memory ------------------------------------------------------
+    def _initial_state(
+        self, rt: GroupRuntime, replicas: list[Replica], at: Reading
+    ) -> PlannerState:
+        """The memory a restarted daemon saved, else one seeded from the newest replica."""
+        if self.memory is not None:
+            try:
+                saved = self.memory.load(rt.cfg.name)
+            except Exception as e:  # noqa: BLE001 - a bad store must not stop scaling
+                log.warning("planner memory of group %s unreadable: %s", rt.cfg.name, e)
+                saved = None
+            if saved is not None:
+                return saved
+        return planner.initial_state(replicas, at)
+
+    def _accepted(
+        self, rt: GroupRuntime, decision: Decision, direction: Direction, res: ActionResult | None
+    ) -> None:
+        """A scale action's cooldown starts once the provider accepted part of it (issue #9:
+        a create that raised, hit a quota or failed for every replica starts none)."""
+        if decision.direction is direction and res is not None and res.succeeded:
+            rt.accepted.append((direction, self.clock.monotonic()))
+
+    def _remember(self, rt: GroupRuntime) -> None:
+        """Move accepted actions into the planner's memory (in the cycle's thread)."""
+        while rt.accepted and rt.state is not None:
+            direction, at = rt.accepted.pop(0)
+            rt.state = planner.record_action(rt.state, direction, at)
+
+    def _save_memory(self, rt: GroupRuntime) -> None:
+        if self.memory is None or rt.state is None:
+            return
+        key = FailureKey("planner", rt.cfg.name, "memory save")
+        try:
+            self.memory.save(rt.cfg.name, rt.state)
+        except Exception as e:  # noqa: BLE001 - scaling goes on with the memory in RAM
+            self.metrics.failures.labels("save", "planner_memory").inc()
+            self.failures.failed(key, f"{type(e).__name__}: {e}")
+        else:
+            self.failures.ok(key)
 
     def _publish_created(self, rt: GroupRuntime) -> None:
         """Re-list the group and publish /sd now, so Prometheus starts discovering the new

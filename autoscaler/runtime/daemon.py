@@ -20,9 +20,11 @@ from autoscaler.config.replica_api import sd_target
 from autoscaler.providers.base import Provider, ProviderError
 from autoscaler.providers.registry import build_provider, load_config
 from autoscaler.runtime import logs
+from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
+from autoscaler.runtime.state_store import open_store
 
 log = logging.getLogger("autoscaler")
 
@@ -117,7 +119,11 @@ def run(args: argparse.Namespace) -> int:
         for p in providers.values():
             p.close()
         return 2
-    controller = Controller(config, providers, metrics, shared, bridge_target=sd_target)
+    clock = SystemClock()
+    memory = open_store(config, clock)
+    controller = Controller(
+        config, providers, metrics, shared, bridge_target=sd_target, clock=clock, memory=memory
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -128,12 +134,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     log.info(
-        "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s",
+        "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s, "
+        "planner memory in %s",
         len(config.groups),
         ", ".join(g.name for g in config.groups),
         redact_url(config.prometheus.url),
         config.interval_seconds,
         config.listen,
+        memory.path,
     )
     try:
         controller.run(stop)
@@ -150,12 +158,17 @@ def once(args: argparse.Namespace) -> int:
     if prepared is None:
         return 2
     config, providers = prepared
+    clock = SystemClock()
     controller = Controller(
         config,
         providers,
         Metrics(),
         SharedState(config.interval_seconds),
         bridge_target=sd_target,
+        clock=clock,
+        # Reads a running daemon's memory, never writes it: one cycle tried by hand must not
+        # overwrite the daemon's windows and cooldowns.
+        memory=open_store(config, clock, read_only=True),
     )
     try:
         ok = controller.cycle()

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from autoscaler.core.capacity import ceil_tolerant
 from autoscaler.core.model import Observation, ReplicaMetrics, ReplicaState
-from autoscaler.core.planner import initial_state, plan
+from autoscaler.core.planner import initial_state, plan, record_action
 from autoscaler.core.policies.predictive import forecast
 from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig
 from autoscaler.simulation.run import Run, Timeline, summarize
@@ -152,6 +152,10 @@ def replay(
             if decision.create:
                 created = len(provider.create(decision.create).succeeded)
                 ups += 1
+            # As the controller does: a cooldown starts once the provider accepted the action.
+            accepted = created if decision.direction == "up" else deleted
+            if accepted:
+                state = record_action(state, decision.direction, now)
         tl.t.append(now)
         tl.demand.append(d)
         tl.active.append(provider.active)
