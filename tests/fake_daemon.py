@@ -135,6 +135,7 @@ def group(**kw: object) -> GroupConfig:
         replica_capacity=4.0,
         policies=(TargetPolicyConfig("load", "load_query", target=1.0),),
         warmup_seconds=0.0,
+        expect_capacity=False,  # the fake replicas export no capacity gauge
     )
     base.update(kw)
     return GroupConfig(**base)  # type: ignore[arg-type]

@@ -156,7 +156,6 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
                 "termination_below_min": True,
                 "via_bridge": True,
                 "replica_api": {"port": 8081, "path": "/status"},
-                "expect_capacity": True,
             }
         },
     }
@@ -210,15 +209,22 @@ def test_every_schema_field_is_loadable(tmp_path):
     assert (group.fallback_replicas, group.scale_in_order) == (4, "newest")
     assert (group.max_replacements_per_cycle, group.via_bridge) == (0, True)
     assert (group.max_terminations_per_cycle, group.termination_below_min) == (3, True)
-    assert group.expect_capacity is True
     assert group.provider.options == {"size": 3}
     # Every dataclass field was set away from its default: none is unloadable.
     for obj in (config, config.prometheus, group, group.policies[3]):
         for f in dataclasses.fields(obj):
             # base_dir is not a key: load_config sets it to the file's directory.
-            skip = ("bearer_token_file", "type", "base_dir")
+            # expect_capacity cannot be false beside a headroom policy: tested below.
+            skip = ("bearer_token_file", "type", "base_dir", "expect_capacity")
             if f.default is not dataclasses.MISSING and f.name not in skip:
                 assert getattr(obj, f.name) != f.default, f.name
+
+
+def test_expect_capacity_false_for_a_target_only_group():
+    raw = minimal()
+    raw["groups"]["web"]["policies"] = [{"type": "target", "query": "q", "target": 0.5}]
+    raw["groups"]["web"]["expect_capacity"] = False
+    assert parse_config(raw, {}).groups[0].expect_capacity is False
 
 
 def test_bearer_token_file_and_null_step_limit(tmp_path):
@@ -324,7 +330,7 @@ CASES = [
     ("groups.web.max_terminations_per_cycle", -1, "max_terminations_per_cycle: must be an integer"),
     ("groups.web.termination_below_min", "no", "termination_below_min: must be true or false"),
     ("groups.web.via_bridge", True, "groups.web.via_bridge: needs the top-level bridge_address"),
-    ("groups.web.expect_capacity", "yes", "expect_capacity: must be true or false or null"),
+    ("groups.web.expect_capacity", "yes", "expect_capacity: must be true or false"),
     (
         "groups.web.expect_capacity",
         False,

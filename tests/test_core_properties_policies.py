@@ -127,7 +127,7 @@ def check_count(p: Proposal, a: Assessment) -> None:
 @given(data=st.data(), slot=ANY)
 def test_assessment_never_raises_and_invalid_is_missing(data: st.DataObject, slot: float) -> None:
     o = data.draw(observations())
-    expect = data.draw(st.sampled_from([None, None, True, False]))
+    expect = data.draw(st.sampled_from([True, True, False]))
     g = group(slot, expect_capacity=expect)
     a = assess(o, g)
     healthy = {r.id for r in a.healthy}
@@ -154,10 +154,9 @@ def test_assessment_never_raises_and_invalid_is_missing(data: st.DataObject, slo
         assert a.unreported == a.missing
     else:
         assert a.unreported == ()
-    if expect is not None:
-        assert a.expected is expect
-    elif any(m.capacity is not None for m in o.metrics.values()):
-        assert a.expected
+    # Expected unless the group says its replicas export none and none reports one.
+    reports = any(m.capacity is not None for m in o.metrics.values())
+    assert a.expected is (expect or reports)
     free = available_capacity(o, a)
     assert free is None or (math.isfinite(free) and free >= 0)
     assert not math.isnan(a.available) or not slot_ok

@@ -32,7 +32,10 @@ HEAD = HeadroomPolicyConfig(name="free", min_available=8.0)
 
 def group(**kw) -> GroupConfig:
     """The planner tests' default: one target policy, no damping."""
-    return builders.group(**{"policies": (CPU,), "scale_up": FREE, "scale_down": FREE, **kw})
+    # Unit cases of single planner steps: replicas without capacity samples export no
+    # gauge here (expect_capacity: false) unless a case says otherwise.
+    defaults = {"policies": (CPU,), "scale_up": FREE, "scale_down": FREE}
+    return builders.group(**{**defaults, "expect_capacity": False, **kw})
 
 
 def reps(n: int, prefix: str = "r") -> list[Replica]:
@@ -232,8 +235,13 @@ def test_missing_capacity_of_warming_replica_is_fine() -> None:
 
 
 def test_target_only_group_without_capacity_gauge_can_scale_down() -> None:
-    d, _ = run(group(), obs(reps(4), signals={"cpu": 50.0}))
+    d, _ = run(group(expect_capacity=False), obs(reps(4), signals={"cpu": 50.0}))
     assert d.desired == 2
+
+
+def test_no_replica_reporting_capacity_holds_unless_the_group_exports_none() -> None:
+    d, _ = run(group(expect_capacity=True), obs(reps(4), signals={"cpu": 50.0}))
+    assert (d.desired, d.code) == (4, "partial")
 
 
 def test_headroom_partial_surplus_does_not_scale_down() -> None:

@@ -23,7 +23,10 @@ HEAD3 = HeadroomPolicyConfig(name="free", min_available=3.0)
 
 
 def group(**kw) -> GroupConfig:
-    return builders.group(**{"policies": (CPU,), "scale_up": FREE, "scale_down": FREE, **kw})
+    # Unit cases of single planner steps: replicas without capacity samples export no
+    # gauge here (expect_capacity: false) unless a case says otherwise.
+    defaults = {"policies": (CPU,), "scale_up": FREE, "scale_down": FREE}
+    return builders.group(**{**defaults, "expect_capacity": False, **kw})
 
 
 def reps(n: int, prefix: str = "r") -> list[Replica]:

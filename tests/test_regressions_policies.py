@@ -149,12 +149,19 @@ def test_replica_reporting_more_than_replica_capacity_is_not_the_scale_in_victim
         assert (d.desired, d.code) == (4, "partial"), bogus
 
 
-def test_declared_capacity_gauge_makes_silent_direct_replicas_missing() -> None:
-    # A direct-scraped target-only group cannot tell "none reports" from "none exports"
-    # by itself: expect_capacity: true says the replicas export it, so silence holds.
-    g = group(expect_capacity=True)
-    d, _ = plan(g, obs(reps(4), signals={"cpu": 50.0}), PlannerState(), NOW)
+def test_target_only_group_with_no_replica_reporting_holds_by_default() -> None:
+    # The case, scraped directly: 0 of 4 replicas reporting is the worst case of
+    # partial data, so the group holds (on main it scaled 4 -> 2).
+    d, _ = plan(group(), obs(reps(4), signals={"cpu": 50.0}), PlannerState(), NOW)
     assert (d.desired, d.delete, d.code) == (4, (), "partial")
+
+
+def test_expect_capacity_false_lets_a_silent_target_only_group_scale_in() -> None:
+    # Replicas that export no capacity gauge at all: the user says so, and silence is
+    # then no reason to hold.
+    silent = obs(reps(4), signals={"cpu": 50.0})
+    d, _ = plan(group(expect_capacity=False), silent, PlannerState(), NOW)
+    assert (d.desired, d.code) == (2, "target_below")  # ceil(4 x 50 / 100)
 
 
 def test_headroom_group_counts_every_silent_replica_as_unreported() -> None:

@@ -545,9 +545,7 @@ class Checker:
             ),
             "via_bridge": self.get(section, "via_bridge", path, _Bool(), False),
             "replica_api": self.replica_api(section.get("replica_api", _ABSENT), path),
-            "expect_capacity": self.get(
-                section, "expect_capacity", path, _Bool(), None, nullable=True
-            ),
+            "expect_capacity": self.get(section, "expect_capacity", path, _Bool(), True),
         }
         for direction in ("scale_up", "scale_down"):
             values[direction] = self.behavior(

@@ -113,24 +113,13 @@ def capacity_sample(obs: Observation, replica_id: str, replica_capacity: float) 
 def capacity_expected(obs: Observation, group: GroupConfig) -> bool:
     """Do this group's replicas export the capacity gauge? Then every silent one is missing.
 
-    No replica reporting is the worst case of partial data, not "complete" (DESIGN §4), so
-    silence alone can never show that a group exports no capacity. Expected when:
-    - the group sets `expect_capacity` (true or false: the user's word wins);
-    - a policy reads it (`reads_capacity`: headroom; capacity is its input);
-    - the group is read through the bridge with a capacity key (the bridge answers
-      `replica_capacity` for every replica it can read);
-    - any replica of the group has a capacity sample this cycle, usable or not.
-    A direct-scraped target-only group none of whose replicas reports is taken as one
-    whose replicas export no capacity gauge (docs/decisions.md): it can scale in.
+    No replica reporting is the worst case of partial data, not "complete" (DESIGN §4):
+    silence can never show that a group exports no gauge, since an outage of every
+    exporter looks the same. So only the user's `expect_capacity: false` says it does not
+    (a target-only group on application metrics), and even then a replica that does
+    report one shows that the group's replicas export it.
     """
-    declared = group.expect_capacity
-    if declared is not None:
-        return declared
-    if any(p.reads_capacity for p in group.policies):
-        return True
-    if group.via_bridge and group.replica_api.get("capacity_key", "capacity") != "":
-        return True
-    return any(m.capacity is not None for m in obs.metrics.values())
+    return group.expect_capacity or any(m.capacity is not None for m in obs.metrics.values())
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,8 @@ class GroupConfig:
     # How the bridge reads these replicas' JSON API (protocol, port, path, capacity_key,
     # termination_key); unset keys fall back to REPLICA_API_* and SimpleScaleVM's defaults.
     replica_api: Mapping[str, Any] = field(default_factory=dict)
-    # Do the replicas export the capacity gauge? None = decide from the group
-    # (core/capacity.py capacity_expected); True = a replica without a valid sample is
-    # always missing data, even when none reports; False = they export none.
-    expect_capacity: bool | None = None
+    # Do the replicas export the capacity gauge? True (default): a replica past warm-up
+    # without a valid sample is missing data, even when none reports (an outage of every
+    # exporter must not read as "complete"). False: they export none (target-only groups
+    # on application metrics), so silence does not block scale-in.
+    expect_capacity: bool = True

@@ -109,8 +109,11 @@ def replay(
     ups = downs = 0
     desired = n0
     # Replicas export replica_capacity only where a policy reads it (headroom): otherwise
-    # booting replicas would look like replicas without data and block scale-in.
-    reports_capacity = any(p.type == "headroom" for p in group.policies)
+    # booting replicas would look like replicas without data and block scale-in. The
+    # planner is told so, as a user of such replicas would (`expect_capacity: false`).
+    reports_capacity = any(p.reads_capacity for p in group.policies)
+    if not reports_capacity:
+        group = dataclasses.replace(group, expect_capacity=False)
 
     for k, d in enumerate(demand):
         now = trace.start + k * dt
