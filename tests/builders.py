@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from autoscaler.core.capacity import assess
-from autoscaler.core.model import Observation, Replica, ReplicaMetrics, ReplicaState
+from autoscaler.core.model import Observation, Replica, ReplicaMetrics, ReplicaState, SignalHistory
 from autoscaler.core.spec import GroupConfig, ProviderConfig
 
 NOW = 10_000.0
@@ -36,6 +36,7 @@ def obs(
     signals: dict[str, float | None] | None = None,
     prometheus_ok: bool = True,
     at: float = NOW,
+    histories: dict[str, SignalHistory] | None = None,
 ) -> Observation:
     return Observation(
         group="g",
@@ -44,7 +45,15 @@ def obs(
         metrics=metrics or {},
         signals=signals or {},
         prometheus_ok=prometheus_ok,
+        histories=histories or {},
     )
+
+
+def history(*values: float, at: float = NOW, step: float = 60.0) -> SignalHistory:
+    """A query's history ending at `at`, one point per `step`. One value alone is its own
+    forecast exactly: the recent level, no trend (three points needed), no season."""
+    times = [at - step * (len(values) - 1 - i) for i in range(len(values))]
+    return SignalHistory(times, list(zip(times, values, strict=True)), step)
 
 
 def _call(propose_fn, policy, observation, grp):

@@ -204,6 +204,11 @@ def _predictive_group(name: str, policy: PredictivePolicyConfig = PRED) -> Group
     return dataclasses.replace(_group(name), policies=(policy,))
 
 
+def _forecast(o, g: GroupConfig) -> float | None:
+    """The forecast the group's predictive policy makes from the history observe read."""
+    return _call(propose, g.policies[0], o, g).signal
+
+
 def _expected(points: list[tuple[float, float]], now: float) -> float:
     f = forecast(points, now, PRED)
     assert f is not None
@@ -234,8 +239,9 @@ def test_predictive_history_is_read_once_then_only_its_new_part(prometheus_with_
     now = base + 2 * HOUR + 15 * 60
     obs = reader.observe(groups, replicas, now)
     assert reader.queries_last_cycle == 3  # capacity, termination, one range query for both
-    assert obs["a"].signals == {"forecast": pytest.approx(30.0)}
-    assert obs["b"].signals == {"forecast": pytest.approx(5.0)}
+    assert set(obs["a"].histories) == set(obs["b"].histories) == {"forecast"}
+    assert _forecast(obs["a"], groups[0]) == pytest.approx(30.0)
+    assert _forecast(obs["b"], groups[1]) == pytest.approx(5.0)
     lookback = 2 * HOUR + 300  # seasons x season + level, on the 60 s grid
     assert reader.history_points_last_cycle == 2 * (lookback // 60 + 1)
     assert set(reader.histories[PRED.query].groups) == {"a", "b"}  # "other" is not kept
@@ -250,7 +256,7 @@ def test_predictive_history_is_read_once_then_only_its_new_part(prometheus_with_
         assert reader.history_points_last_cycle == 2 * 2
         cutoff = t - lookback
         points = [(float(x), demand_a(x)) for x in range(base, t + 1, 60) if x >= cutoff]
-        assert obs["a"].signals["forecast"] == _expected(points, t)
+        assert _forecast(obs["a"], groups[0]) == _expected(points, t)
     # bounded: never more than the look-back's points per group
     history = reader.histories[PRED.query]
     assert all(len(s.times) == lookback // 60 + 1 for s in history.groups.values())
@@ -261,7 +267,7 @@ def test_predictive_history_is_read_once_then_only_its_new_part(prometheus_with_
     obs = reader.observe(groups, replicas, t)
     assert reader.history_points_last_cycle == 2 * (HOUR // 60 + 1)
     points = [(float(x), demand_a(x)) for x in range(t - lookback, t + 1, 60)]
-    assert obs["a"].signals["forecast"] == _expected(points, t)
+    assert _forecast(obs["a"], groups[0]) == _expected(points, t)
     assert failures == []
 
 
@@ -282,16 +288,16 @@ def test_predictive_without_history_is_no_data_never_zero(prometheus_with_histor
     now = base + 2 * HOUR + 15 * 60
     obs = reader.observe(groups, {g.name: [] for g in groups}, now)
     assert reader.queries_last_cycle == 2 + 4
-    assert obs["a"].signals["forecast"] == pytest.approx(30.0)
-    assert obs["m"].signals["forecast"] is None
-    assert obs["x"].signals["forecast"] is None
-    assert obs["s"].signals["forecast"] == pytest.approx(5.0)  # the one group that asked
+    assert _forecast(obs["a"], groups[0]) == pytest.approx(30.0)
+    assert _forecast(obs["m"], groups[1]) is None
+    assert _forecast(obs["x"], groups[2]) is None
+    assert _forecast(obs["s"], groups[3]) == pytest.approx(5.0)  # the one group that asked
     assert [q for q, _ in failures] == ["predictive"]
     assert _call(propose, missing, obs["m"], groups[1]).desired is None
 
     # Long after the series ended, its last points are stale: no data, not a forecast.
     late = base + 4 * HOUR + 10 * 60
-    assert reader.observe(groups, {"a": []}, late)["a"].signals["forecast"] is None
+    assert _forecast(reader.observe(groups, {"a": []}, late)["a"], groups[0]) is None
 
     # Prometheus unreachable: the range query fails like the others.
     down = Config(
@@ -301,5 +307,5 @@ def test_predictive_without_history_is_no_data_never_zero(prometheus_with_histor
     failures.clear()
     reader = PrometheusReader(down, on_failure=lambda q, e: failures.append((q, e)))
     obs = reader.observe(groups[:1], {"a": []}, now)
-    assert obs["a"].signals == {"forecast": None}
+    assert obs["a"].histories == {} and not obs["a"].prometheus_ok
     assert {q for q, _ in failures} == {"capacity", "termination", "predictive"}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from autoscaler.core.model import Replica, ReplicaMetrics, ReplicaState
 from autoscaler.core.policies import headroom, predictive, propose, target
 from autoscaler.core.spec import HeadroomPolicyConfig, PredictivePolicyConfig, TargetPolicyConfig
-from tests.builders import NOW, _call, group, obs, rep
+from tests.builders import NOW, _call, group, history, obs, rep
 
 BAD_VALUES = [float("nan"), float("inf"), float("-inf"), -1.0]
 
@@ -239,11 +239,12 @@ PRED = PredictivePolicyConfig(name="forecast", query="q", demand_per_replica=2.5
     goal=st.floats(min_value=0.05, max_value=1.0),
 )
 def test_predictive_dispatch_equals_its_target_form(value, current, per_replica, goal) -> None:
-    """The daemon's predictive proposal (forecast demand in obs.signals) gives the same
-    count as the target policy fed the utilization that forecast puts on the replicas."""
+    """The daemon's predictive proposal (forecasting the history in obs.histories) gives
+    the same count as the target policy fed the utilization that forecast puts on the
+    replicas."""
     cfg = PredictivePolicyConfig("forecast", "q", demand_per_replica=per_replica, target=goal)
     replicas = [rep(f"r{i}") for i in range(current)] + [rep("x", ReplicaState.FAILED)]
-    ours = _call(propose, cfg, obs(replicas, signals={"forecast": value}), group())
+    ours = _call(propose, cfg, obs(replicas, histories={"forecast": history(value)}), group())
     util = predictive.signal_value(value, current, cfg)
     theirs = _call(
         target.propose,
@@ -256,25 +257,33 @@ def test_predictive_dispatch_equals_its_target_form(value, current, per_replica,
 
 
 def test_predictive_dispatch_examples() -> None:
-    p = _call(propose, PRED, obs(four(), signals={"forecast": 21.0}), group())
+    p = _call(propose, PRED, obs(four(), histories={"forecast": history(21.0)}), group())
     assert (p.desired, p.code, p.partial) == (11, "predictive", False)  # 21 / (2.5 * 0.8)
-    assert "forecast 21" in p.reason
+    assert "forecast 21" in p.reason and p.signal == 21.0
     # unlike a utilization, a forecast demand says something with no replica running
-    assert _call(propose, PRED, obs([], signals={"forecast": 4.0}), group()).desired == 2
+    assert _call(propose, PRED, obs([], histories={"forecast": history(4.0)}), group()).desired == 2
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("-inf"), -1.0, None])
-def test_predictive_without_a_usable_forecast_has_no_data(bad: float | None) -> None:
-    p = _call(propose, PRED, obs(four(), signals={"forecast": bad}), group())
+def test_predictive_history_that_ended_is_no_data() -> None:
+    ended = history(21.0, at=NOW - 60 - 31)  # older than one step + stale_after (30 s)
+    p = _call(propose, PRED, obs(four(), histories={"forecast": ended}), group())
+    assert (p.desired, p.code) == (None, "no_data") and "ended" in p.reason
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf"), float("inf"), -1.0])
+def test_predictive_without_a_usable_forecast_has_no_data(bad: float) -> None:
+    p = _call(propose, PRED, obs(four(), histories={"forecast": history(bad)}), group())
     assert p.desired is None and p.code == "no_data"
-    assert _call(propose, PRED, obs(four()), group()).desired is None  # no signal at all
-    down = obs(four(), signals={"forecast": 10.0}, prometheus_ok=False)
+    assert _call(propose, PRED, obs(four()), group()).desired is None  # no history at all
+    down = obs(four(), histories={"forecast": history(10.0)}, prometheus_ok=False)
     assert _call(propose, PRED, down, group()).desired is None
 
 
 def test_predictive_overflowed_forecast_is_not_computable() -> None:
-    # +inf is what `forecast` returns when the history's numbers overflow (was: no_data)
-    p = _call(propose, PRED, obs(four(), signals={"forecast": float("inf")}), group())
+    # +inf is what `forecast` returns when the history's numbers overflow (was: no_data):
+    # here a rising trend near the float maximum, extended to the horizon
+    rising = history(1.0e308, 1.5e308, 1.79e308)
+    p = _call(propose, PRED, obs(four(), histories={"forecast": rising}), group())
     assert (p.desired, p.code) == (None, "not_computable")
 
 

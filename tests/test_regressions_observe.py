@@ -24,6 +24,7 @@ import pytest
 from autoscaler import simulation
 from autoscaler.config import Config, ConfigError, PrometheusConfig
 from autoscaler.core.model import Replica, ReplicaState
+from autoscaler.core.policies import propose
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
@@ -39,6 +40,7 @@ from autoscaler.runtime.metrics import Metrics
 from autoscaler.simulation.replay import replay
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
 from autoscaler.simulation.trace import Trace
+from tests.builders import _call
 from tests.harness.prometheus import PrometheusServer, free_port
 from tests.test_controller import FlakyProvider
 
@@ -786,12 +788,13 @@ def test_19_conflicting_history_series_give_no_forecast_and_are_refetched(fake_p
     invalid: list = []
     reader = PrometheusReader(cfg, on_invalid=invalid.append)
     obs = reader.observe((group,), {"a": []}, 7200.0)["a"]
-    assert obs.signals == {"forecast": None}
+    assert obs.histories == {}  # no history, so no forecast
+    assert _call(propose, policy, obs, group).desired is None
     assert [(i.group, i.signal, i.reason) for i in invalid] == [("a", "forecast", "conflict")]
     assert reader.histories[policy.query].end is None  # fetched in full next time
     conflict["on"] = False
     obs = reader.observe((group,), {"a": []}, 7200.0)["a"]
-    assert obs.signals["forecast"] == pytest.approx(5.0)
+    assert _call(propose, policy, obs, group).signal == pytest.approx(5.0)
 
 
 def test_20_a_truncated_or_dropped_answer_is_a_query_failure(fake_prometheus) -> None:

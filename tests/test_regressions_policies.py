@@ -16,7 +16,7 @@ from autoscaler.core.spec import (
     TargetPolicyConfig,
 )
 from tests import builders
-from tests.builders import NOW, OLD, _call, obs, rep
+from tests.builders import NOW, OLD, _call, history, obs, rep
 
 FREE = ScalingBehavior()  # no cooldown, no window, no step limit
 CPU = TargetPolicyConfig(name="cpu", query="q", target=100.0)
@@ -57,7 +57,8 @@ def test_headroom_overflow_is_not_computable_instead_of_raising() -> None:
 
 def test_predictive_observed_overflow_is_not_computable_instead_of_raising() -> None:
     pol = PredictivePolicyConfig(name="p", query="q", demand_per_replica=1.0, target=0.5)
-    p = _call(predictive.propose_observed, pol, obs(reps(4), signals={"p": 1e308}), group())
+    huge = obs(reps(4), histories={"p": history(1e308)})
+    p = _call(predictive.propose_observed, pol, huge, group())
     assert p.desired is None
     assert p.code == "not_computable"
 

@@ -7,7 +7,7 @@ policies produce `Proposal`s and the planner produces `Decision`s.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -104,6 +104,15 @@ def usable(value: float | None) -> bool:
 
 
 @dataclass(frozen=True)
+class SignalHistory:
+    """The recent past of one policy's query for one group, ascending in time."""
+
+    times: Sequence[float]  # unix seconds, on a grid of `step`
+    points: Sequence[tuple[float, float]]  # (time, value), same order
+    step: float  # seconds between points: a series that ended is stale after this
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the decision core may know about one group at one instant."""
 
@@ -113,6 +122,8 @@ class Observation:
     metrics: Mapping[str, ReplicaMetrics]  # replica id -> fresh samples (absent = no data)
     signals: Mapping[str, float | None]  # policy name -> value of its query (None = no data)
     prometheus_ok: bool = True  # False when the queries for this cycle failed
+    # policy name -> the recent past of its query (history policies; absent = no data)
+    histories: Mapping[str, SignalHistory] = field(default_factory=dict)
     # Derived once: the planner and the policies ask for it several times per cycle.
     _terminating: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -144,6 +155,7 @@ class Proposal:
     reason: str  # human-readable, with the inputs
     code: Code  # short, bounded set, used as a metric label (e.g. "headroom_short")
     partial: bool = False  # some inputs were missing: may scale up, never down
+    signal: float | None = None  # the value it acted on (a query's value, a forecast)
 
 
 @dataclass(frozen=True)

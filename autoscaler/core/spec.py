@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
+
+
+class SignalKind(StrEnum):
+    """What a policy reads, so `observe` (and the replay) know what to fetch for it."""
+
+    CAPACITY = "capacity"  # only the replicas' own capacity gauge
+    INSTANT = "instant"  # the current value of its `query`, one series per group
+    HISTORY = "history"  # the recent past of its `query` (range query, cached)
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,16 @@ class HeadroomPolicyConfig:
     type: str = "headroom"
     # Reads the replicas' capacity gauge: its group's silent replicas are missing data.
     reads_capacity: ClassVar[bool] = True
+    signal: ClassVar[SignalKind] = SignalKind.CAPACITY
+    query: ClassVar[str] = ""  # none: the replicas' capacity gauge is read for every group
+
+    def setpoints(self) -> Mapping[str, float]:
+        """What the exported gauges show of this policy's settings."""
+        return {"min_available": self.min_available}
+
+    def lookback_seconds(self) -> float:
+        """How far back the policy reads its query's history (HISTORY policies only)."""
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,17 @@ class TargetPolicyConfig:
     tolerance_down: float = 0.1
     type: str = "target"
     reads_capacity: ClassVar[bool] = False
+    signal: ClassVar[SignalKind] = SignalKind.INSTANT
+
+    def setpoints(self) -> Mapping[str, float]:
+        return {
+            "target": self.target,
+            "lower": self.target * (1 - self.tolerance_down),
+            "upper": self.target * (1 + self.tolerance_up),
+        }
+
+    def lookback_seconds(self) -> float:
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +74,8 @@ class PredictivePolicyConfig:
 
     `query` returns the group's demand (e.g. requests/s), not a utilization, one series
     per group identified by its `group` label. The daemon reads its history with one
-    range query per cycle (docs/simulation.md); the policy is autoscaler/policies/predictive.py.
+    range query per cycle (docs/simulation.md); the policy, forecast included, is
+    autoscaler/core/policies/predictive.py.
     """
 
     name: str
@@ -59,6 +90,15 @@ class PredictivePolicyConfig:
     max_growth: float = 4.0  # a past season can at most multiply the level by this
     type: str = "predictive"
     reads_capacity: ClassVar[bool] = False
+    signal: ClassVar[SignalKind] = SignalKind.HISTORY
+
+    def setpoints(self) -> Mapping[str, float]:
+        return {"target": self.target}
+
+    def lookback_seconds(self) -> float:
+        """How far back the forecast looks from now: older points never change it."""
+        seasonal = self.seasons * self.season_seconds + self.level_seconds if self.seasons else 0.0
+        return max(self.level_seconds, self.trend_seconds, seasonal)
 
 
 PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig

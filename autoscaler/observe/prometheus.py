@@ -11,7 +11,10 @@ Predictive policies need the history of their query (days of it, for the seasona
 forecast). It is cached per query on a fixed grid of `step` seconds; each cycle fetches
 only the part after the cached end (re-reading the newest point, which may have been
 evaluated before its last scrape arrived) and drops points the forecast can no longer
-use, so memory stays bounded by the policies' look-back.
+use, so memory stays bounded by the policies' look-back. The history goes to the policy
+in `Observation.histories`: the forecast itself is pure decision code, in the core.
+Which signal a policy needs is what its spec declares (`signal`: capacity, instant or
+history), never its type.
 
 Samples are read from range selectors (`metric[window]`) so each comes with its own
 timestamp: a sample older than the group's `stale_after_seconds` is missing data, never
@@ -44,9 +47,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from autoscaler.config import Config, PrometheusConfig
-from autoscaler.core.model import Observation, Replica, ReplicaMetrics
-from autoscaler.core.policies.predictive import forecast, history_seconds
-from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig, TargetPolicyConfig
+from autoscaler.core.model import Observation, Replica, ReplicaMetrics, SignalHistory
+from autoscaler.core.spec import GroupConfig, PolicyConfig, SignalKind
 from autoscaler.observe.answer import InvalidAnswer, Series, parse_answer
 from autoscaler.observe.http import Cancelled, Deadline, fetch
 
@@ -295,7 +297,7 @@ class PrometheusReader:
     def _history(
         self,
         expr: str,
-        users: Sequence[tuple[str, PredictivePolicyConfig]],
+        users: Sequence[tuple[str, PolicyConfig]],
         now: float,
     ) -> tuple[QueryHistory | None, set[str]]:
         """The query's history up to `now`, updated with one range query (None on
@@ -304,7 +306,7 @@ class PrometheusReader:
         The cache survives a failed cycle: the next one fetches the gap.
         """
         askers = sorted({name for name, _ in users})
-        lookback = max(history_seconds(p) for _, p in users)
+        lookback = max(p.lookback_seconds() for _, p in users)
         step = history_step(self.interval_seconds, lookback)
         end = math.floor(now / step) * step
         oldest = end - math.ceil(lookback / step) * step
@@ -351,19 +353,6 @@ class PrometheusReader:
         h.end = None if conflicts else end
         return h, set(conflicts)
 
-    @staticmethod
-    def _forecast(
-        h: QueryHistory | None, group: GroupConfig, policy: PredictivePolicyConfig, now: float
-    ) -> float | None:
-        """The forecast demand, or None: failed query, no series, or a series that ended."""
-        if h is None:
-            return None
-        series = h.groups.get(group.name)
-        if series is None or series.times[-1] < now - h.step - group.stale_after_seconds:
-            return None
-        f = forecast(series.points, now, policy, series.times)
-        return None if f is None else f.value
-
     # --- one cycle ---------------------------------------------------------------------
     def observe(
         self,
@@ -407,7 +396,7 @@ class PrometheusReader:
         target_askers: dict[str, list[str]] = {}  # query -> groups asking it
         for g in groups:
             for p in g.policies:
-                if isinstance(p, TargetPolicyConfig):
+                if p.signal is SignalKind.INSTANT:
                     target_askers.setdefault(p.query, []).append(g.name)
         signals: dict[str, dict[str, list[float]]] = {}  # query -> group -> values
         for expr in sorted(target_askers):
@@ -422,10 +411,10 @@ class PrometheusReader:
             signals[expr] = by_group
 
         histories: dict[str, tuple[QueryHistory | None, set[str]]] = {}
-        predictive: dict[str, list[tuple[str, PredictivePolicyConfig]]] = {}
+        predictive: dict[str, list[tuple[str, PolicyConfig]]] = {}
         for g in groups:
             for p in g.policies:
-                if isinstance(p, PredictivePolicyConfig):
+                if p.signal is SignalKind.HISTORY:
                     predictive.setdefault(p.query, []).append((g.name, p))
         for expr in sorted(predictive):
             histories[expr] = self._history(expr, predictive[expr], now)
@@ -447,19 +436,22 @@ class PrometheusReader:
                 if mc is not None or mt is not None:
                     metrics[r.id] = ReplicaMetrics(capacity=mc, termination=mt)
             group_signals: dict[str, float | None] = {}
+            group_histories: dict[str, SignalHistory] = {}
             for p in g.policies:
-                if isinstance(p, TargetPolicyConfig):
+                if p.signal is SignalKind.INSTANT:
                     values = signals.get(p.query, {}).get(g.name)
                     value = _agreed(values) if values else None
                     if values and value is None:
                         detail = _disagreement(values)
                         self._invalid(Invalid(g.name, p.name, None, "conflict", detail))
                     group_signals[p.name] = value
-                elif isinstance(p, PredictivePolicyConfig):
+                elif p.signal is SignalKind.HISTORY:
+                    # The policy forecasts from it (core); the lists are this reader's
+                    # cache, read within the cycle only.
                     h, conflicted = histories.get(p.query, (None, set()))
-                    group_signals[p.name] = (
-                        None if g.name in conflicted else self._forecast(h, g, p, now)
-                    )
+                    series = h.groups.get(g.name) if h and g.name not in conflicted else None
+                    if h is not None and series is not None:
+                        group_histories[p.name] = SignalHistory(series.times, series.points, h.step)
             out[g.name] = Observation(
                 group=g.name,
                 at=now,
@@ -467,6 +459,7 @@ class PrometheusReader:
                 metrics=metrics,
                 signals=group_signals,
                 prometheus_ok=prometheus_ok,
+                histories=group_histories,
             )
         return out
 

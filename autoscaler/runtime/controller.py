@@ -38,9 +38,6 @@ from autoscaler.core.model import (
 )
 from autoscaler.core.spec import (
     GroupConfig,
-    HeadroomPolicyConfig,
-    PredictivePolicyConfig,
-    TargetPolicyConfig,
 )
 from autoscaler.observe.prometheus import Invalid, PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
@@ -107,15 +104,14 @@ class Controller:
             metrics.warmup.labels(g.name).set(g.warmup_seconds)
             metrics.group_info.labels(g.name, g.provider.type, str(g.dry_run).lower()).set(1)
             for p in g.policies:
-                if isinstance(p, HeadroomPolicyConfig):
-                    metrics.min_available.labels(g.name).set(p.min_available)
-                elif isinstance(p, TargetPolicyConfig):
-                    metrics.policy_target.labels(g.name, p.name).set(p.target)
-                    band = metrics.policy_band
-                    band.labels(g.name, p.name, "lower").set(p.target * (1 - p.tolerance_down))
-                    band.labels(g.name, p.name, "upper").set(p.target * (1 + p.tolerance_up))
-                elif isinstance(p, PredictivePolicyConfig):
-                    metrics.policy_target.labels(g.name, p.name).set(p.target)
+                points = p.setpoints()  # what each policy's settings show as gauges
+                if "min_available" in points:
+                    metrics.min_available.labels(g.name).set(points["min_available"])
+                if "target" in points:
+                    metrics.policy_target.labels(g.name, p.name).set(points["target"])
+                for edge in ("lower", "upper"):
+                    if edge in points:
+                        metrics.policy_band.labels(g.name, p.name, edge).set(points[edge])
         # Counters exist at 0 from the start, so increase() sees the first failure and the
         # failure panels and alerts have a series to read while all is well.
         metrics.failures.labels("query", "prometheus")
@@ -426,9 +422,9 @@ class Controller:
                 m.policy_desired.labels(g, p.policy).set(p.desired)
             else:
                 _remove(m.policy_desired, g, p.policy)
-        for name, value in obs.signals.items():
-            if usable(value):
-                m.policy_signal.labels(g, name).set(value)  # type: ignore[arg-type]
+        for name, value in policy_signals(obs, d).items():
+            if value is not None and usable(value):
+                m.policy_signal.labels(g, name).set(value)
             else:
                 _remove(m.policy_signal, g, name)
         a = d.assessment
@@ -478,7 +474,7 @@ class Controller:
                     "at": obs.at,
                     "prometheus_ok": obs.prometheus_ok,
                     "available_capacity": rt.available,
-                    "signals": {k: _json_number(v) for k, v in obs.signals.items()},
+                    "signals": {k: _json_number(v) for k, v in policy_signals(obs, d).items()},
                     "replicas_reporting": sum(
                         1 for v in obs.metrics.values() if v.capacity is not None
                     ),
@@ -558,6 +554,15 @@ def _describe(e: Exception) -> str:
         return f"{type(e).__name__}: {e}"
     f = frames[-1]
     return f"{type(e).__name__}: {e} (at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
+
+
+def policy_signals(obs: Observation, d: Decision | None) -> dict[str, float | None]:
+    """Each policy's signal: its query's value, or what it computed from it (a forecast)."""
+    out = dict(obs.signals)
+    for p in d.proposals if d else ():
+        if p.signal is not None or p.policy not in out:
+            out[p.policy] = p.signal
+    return out
 
 
 def _remove(gauge: Any, *labels: str) -> None:

@@ -8,8 +8,9 @@ would, from an Observation built like `observe` builds one:
 - replicas: the simulated provider's list (building, active, failed);
 - metrics: each ACTIVE replica reports `replica_capacity` = per_replica - its share of
   the demand (clipped at 0) and `replica_termination` = 0; booting replicas report none;
-- signals: each target policy's query value is the utilization (see `Signal`), each
-  predictive policy's the forecast of the demand, as `observe` computes it live.
+- signals: each target policy's query value is the utilization (see `Signal`);
+- histories: each predictive policy gets the demand seen so far, as `observe` passes the
+  history of its query live, and forecasts from it in the core.
 
 The observed demand is the mean over the last `window_seconds` (default 60 s, like
 `rate(x[1m])`; at least one tick), whatever the trace's step: a reactive policy sees the
@@ -24,10 +25,9 @@ import time
 from collections.abc import Sequence
 
 from autoscaler.core.capacity import ceil_tolerant
-from autoscaler.core.model import Observation, ReplicaMetrics, ReplicaState
+from autoscaler.core.model import Observation, ReplicaMetrics, ReplicaState, SignalHistory
 from autoscaler.core.planner import initial_state, plan, record_action
-from autoscaler.core.policies.predictive import forecast
-from autoscaler.core.spec import GroupConfig, PredictivePolicyConfig
+from autoscaler.core.spec import GroupConfig, SignalKind
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.sim_provider import SimProvider
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
@@ -100,9 +100,9 @@ def replay(
     n0 = max(group.min, min(group.max, n0))
     provider = SimProvider(group.name, model, trace.start, n0)
     state = initial_state(provider.list())
-    targets = [p for p in group.policies if p.type == "target"]
+    targets = [p for p in group.policies if p.signal is SignalKind.INSTANT]
     # Predictive policies of the spec or of a --config group: both get the forecast.
-    predictive = [p for p in group.policies if isinstance(p, PredictivePolicyConfig)]
+    predictive = [p for p in group.policies if p.signal is SignalKind.HISTORY]
     history: list[tuple[float, float]] = []
     history_t: list[float] = []
     tl = Timeline(dt=float(dt))
@@ -137,14 +137,20 @@ def replay(
             util = seen / (denominator * per) if denominator else None
             for p in targets:
                 signals[p.name] = util
+            histories: dict[str, SignalHistory] = {}
             if predictive:
+                # As `observe` does live: the policy forecasts from the history itself.
                 history.append((now, seen))
                 history_t.append(now)
-                for p in predictive:
-                    f = forecast(history, now, p, history_t)
-                    signals[p.name] = None if f is None else f.value
+                past = SignalHistory(history_t, history, step=every * dt)
+                histories = {p.name: past for p in predictive}
             obs = Observation(
-                group=group.name, at=now, replicas=replicas, metrics=metrics, signals=signals
+                group=group.name,
+                at=now,
+                replicas=replicas,
+                metrics=metrics,
+                signals=signals,
+                histories=histories,
             )
             decision, state = plan(group, obs, state, now)
             desired = decision.desired

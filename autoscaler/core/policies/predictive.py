@@ -151,8 +151,7 @@ def forecast(
 
 def history_seconds(cfg: PredictivePolicyConfig) -> float:
     """How far back `forecast` looks from now: older points never change its result."""
-    seasonal = cfg.seasons * cfg.season_seconds + cfg.level_seconds if cfg.seasons else 0.0
-    return max(cfg.level_seconds, cfg.trend_seconds, seasonal)
+    return cfg.lookback_seconds()
 
 
 def _settings_problem(cfg: PredictivePolicyConfig) -> Proposal | None:
@@ -209,18 +208,25 @@ def propose(history: History, now: float, cfg: PredictivePolicyConfig) -> Propos
 def propose_observed(
     cfg: PredictivePolicyConfig, obs: Observation, group: GroupConfig, a: Assessment
 ) -> Proposal:
-    """The proposal of the live daemon (and the replay), from a forecast already made.
+    """The proposal of the live daemon (and the replay): forecast the history of the
+    policy's query that `observe` read (`obs.histories[cfg.name]`), then size for it.
 
-    `obs.signals[cfg.name]` is the forecast demand (in the query's units) that `observe`
-    computed from the query's history; None when the history was missing or failed, inf
-    when the forecast overflowed (not computable). The count equals the target-policy
-    form's (`as_target` fed `signal_value` of the healthy count), and it also works with
-    no healthy replica, where a utilization has no meaning and the target form says nothing.
+    No history, or one that ended (its newest point older than one step plus the group's
+    `stale_after_seconds`), is no data. The count equals the target-policy form's
+    (`as_target` fed `signal_value` of the healthy count), and it also works with no
+    healthy replica, where a utilization has no meaning and the target form says nothing.
     """
     name = cfg.name
     if not obs.prometheus_ok:
         return Proposal(name, None, "prometheus query failed", Code.NO_DATA)
-    value = obs.signals.get(name)
+    h = obs.histories.get(name)
+    if h is None or not h.times:
+        return Proposal(name, None, f"{name}: no history", Code.NO_DATA)
+    age = obs.at - h.times[-1]
+    if age > h.step + group.stale_after_seconds:
+        return Proposal(name, None, f"{name}: the history ended {age:.0f}s ago", Code.NO_DATA)
+    f = forecast(h.points, obs.at, cfg, h.times)
+    value = None if f is None else f.value
     if value == math.inf:
         reason = f"{name}: the forecast overflows (the history's numbers are too large)"
         return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
@@ -236,7 +242,7 @@ def propose_observed(
         f"{name} forecast {value:.4g} in {cfg.horizon_seconds:g}s / "
         f"({cfg.demand_per_replica:g} x {cfg.target:g}) -> {desired}"
     )
-    return Proposal(name, desired, reason, Code.PREDICTIVE)
+    return Proposal(name, desired, reason, Code.PREDICTIVE, signal=value)
 
 
 def as_target(cfg: PredictivePolicyConfig) -> TargetPolicyConfig:

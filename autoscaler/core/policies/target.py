@@ -43,9 +43,10 @@ def propose(
     elif below(ratio, 1 - down):
         verdict, code = f"< 1-{down:g}", Code.TARGET_BELOW
     else:
-        return Proposal(name, current, f"{band} within tolerance -> {current}", Code.IN_BAND)
+        reason = f"{band} within tolerance -> {current}"
+        return Proposal(name, current, reason, Code.IN_BAND, signal=value)
     desired = ceil_count(current * ratio)
     if desired is None:
         reason = f"{band} {verdict}: {current} x {ratio:g} has no finite count"
         return Proposal(name, None, reason, Code.NOT_COMPUTABLE)
-    return Proposal(name, desired, f"{band} {verdict} -> {desired}", code)
+    return Proposal(name, desired, f"{band} {verdict} -> {desired}", code, signal=value)
