@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,13 @@ libvirt = pytest.importorskip("libvirt")
 
 from autoscaler.core.model import ReplicaState  # noqa: E402
 from autoscaler.providers import libvirt as lvp  # noqa: E402
-from autoscaler.providers.base import ProviderError  # noqa: E402
+from autoscaler.providers.base import ProviderError, ReplicaProvider  # noqa: E402
+from tests.provider_conformance import (  # noqa: E402
+    BlackHole,
+    Failure,
+    Hung,
+    ReplicaProviderContract,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -216,6 +223,19 @@ def test_two_hosts_placement_on_the_least_loaded(hosts: list[Any]) -> None:
     assert [_ours(h) for h in hosts] == [[], []]
 
 
+def test_delete_finds_a_domain_migrated_to_another_host(hosts: list[Any]) -> None:
+    p = _provider(hosts)
+    (rid,) = p.create(1).succeeded
+    (rep,) = p.list()  # the provider now knows its host
+    src, dst = (hosts[0], hosts[1]) if _ours(hosts[0]) else (hosts[1], hosts[0])
+    dom = src.lookupByName(rid)
+    dst.defineXML(dom.XMLDesc(0))  # what a migration leaves: the domain on the other host
+    dom.destroy()
+    dom.undefine()
+    assert p.delete([rid]).succeeded == [rid]
+    assert _ours(hosts[0]) == _ours(hosts[1]) == []
+
+
 def test_unreachable_host_is_skipped_for_placement(hosts: list[Any]) -> None:
     def connect(uri: str) -> Any:
         if uri.endswith("host1.xml"):
@@ -269,3 +289,120 @@ def test_check_options_names_every_problem() -> None:
     text = "\n".join(errs)
     for key in ("hosts", "base_volume", "vcpus", "placement", "port_range", "frobnicate"):
         assert f"groups.g.provider.{key}" in text
+
+
+# --------------------------------------------------------------------------- conformance
+
+SECRET = "S3cret-Pw-4"
+
+
+class _Flaky:
+    """The backend's connection, able to perform a define and lose its answer."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.lose_next_define = False
+
+    def defineXML(self, xml: str) -> Any:  # noqa: N802 - libvirt's name
+        dom = self._conn.defineXML(xml)
+        if self.lose_next_define:
+            self.lose_next_define = False
+            raise libvirt.libvirtError("Cannot recv data: Connection reset by peer")
+        return dom
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TestLibvirtConformance(ReplicaProviderContract):
+    """The shared provider contract on real libvirt (the test driver, one host)."""
+
+    settle_seconds = 10.0
+
+    @pytest.fixture
+    def contract_backend(self, tmp_path: Path) -> Iterator[_Flaky]:
+        conn = libvirt.open(node_uri(tmp_path))
+        yield _Flaky(conn)
+        conn.close()  # the hypervisor and whatever a test left in it go with it
+
+    def options(self, **opts: Any) -> lvp.LibvirtOptions:
+        raw = {
+            "hosts": ["test:///contract.xml"], "pool": POOL, "base_volume": "base.qcow2",
+            "address_template": "127.0.0.1:{port}", "port_range": [22000, 22099], **opts,
+        }  # fmt: skip
+        assert lvp.check_options(raw, "p") == []
+        return lvp.options_from(raw, TEMPLATE)
+
+    def make_provider(self, group: str) -> lvp.LibvirtProvider:
+        return lvp.LibvirtProvider(group, self.options(), lambda _uri: self.backend)
+
+    def custom(self, group: str, connect: Any, **opts: Any) -> lvp.LibvirtProvider:
+        p = lvp.LibvirtProvider(group, self.options(**opts), connect)
+        self._providers.append(p)
+        return p
+
+    def secrets(self) -> list[str]:
+        return [SECRET]
+
+    def add_foreign_replicas(self, group: str) -> None:
+        conn = self.backend
+        conn.defineXML(_plain(f"autoscaler-{group}-untagged"))  # our name, no tag
+        assert len(self.provider(f"{group}x").create(1).succeeded) == 1  # a look-alike group
+        # our name prefix, tagged for another group
+        other = lvp.LibvirtProvider("other", self.options(), lambda _u: conn)
+        xml = other._domain_xml(f"autoscaler-{group}-imposter", str(uuid.uuid4()), "v", "", None)
+        conn.defineXML(xml)
+
+    def lose_next_create_answer(self, provider: ReplicaProvider) -> None:
+        self.backend.lose_next_define = True
+
+    def kill_externally(self, group: str, replica_id: str) -> None:
+        dom = self.backend.lookupByName(replica_id)  # an operator: virsh destroy + undefine
+        dom.destroy()
+        dom.undefine()
+
+    def hung_calls(self, group: str) -> list[Hung]:
+        hole = BlackHole()  # a libvirtd that accepts and never answers (real remote driver)
+        self.on_cleanup(hole.close)
+        uri = f"qemu+tcp://127.0.0.1:{hole.port}/system"
+        t = 0.5
+        p = lvp.LibvirtProvider(
+            group,
+            lvp.options_from(
+                {"hosts": [uri], "base_volume": "b", "call_timeout_seconds": t}, TEMPLATE
+            ),
+        )
+        self.on_cleanup(p.close)
+        return [
+            Hung("list on a host that never answers", p.list, t),
+            Hung("create on a host that never answers", lambda: p.create(1), t),
+            Hung(
+                "delete on a host that never answers",
+                lambda: p.delete([f"autoscaler-{group}-x"]),
+                t,
+            ),
+        ]
+
+    def failing_calls(self, group: str) -> list[Failure]:
+        refused = f"qemu+tcp://admin:{SECRET}@127.0.0.1:{_closed_port()}/system"
+        down = lvp.LibvirtProvider(
+            group,
+            lvp.options_from({"hosts": [refused], "base_volume": "b"}, TEMPLATE),
+        )
+        self.on_cleanup(down.close)
+        no_pool = self.custom(group, lambda _u: self.backend, pool="no-such-pool")
+        return [
+            Failure("list on a host refusing connections", down.list, "libvirt"),
+            Failure("create in a missing pool", lambda: no_pool.create(1), "no-such-pool"),
+            Failure(
+                "delete of another group's id", lambda: no_pool.delete(["db-1"]), "not a replica"
+            ),
+        ]

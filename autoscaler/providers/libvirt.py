@@ -29,6 +29,7 @@ import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -262,7 +263,9 @@ class LibvirtProvider(ReplicaProvider):
         self.group = group
         self.o = options
         self._connect = connect or self._open
+        self._owns_connections = connect is None  # injected ones belong to the caller
         self._conns: dict[int, Any] = {}
+        self._connecting: set[int] = set()  # hosts with a connect in progress
         self._lock = threading.Lock()
         self._paused_since: dict[str, float] = {}
         self._hosts_of: dict[str, int] = {}  # replica id -> host index, from the last reads
@@ -283,8 +286,20 @@ class LibvirtProvider(ReplicaProvider):
         def run() -> T:
             with self._lock:
                 conn = self._conns.get(host)
+                if conn is None:
+                    if host in self._connecting:
+                        # one stuck connect per host at most, not one more every cycle
+                        raise ProviderError(
+                            f"libvirt: still connecting to {_safe_uri(uri)} "
+                            "(an earlier attempt has not returned)"
+                        )
+                    self._connecting.add(host)
             if conn is None:
-                conn = self._connect(uri)
+                try:
+                    conn = self._connect(uri)
+                finally:
+                    with self._lock:
+                        self._connecting.discard(host)
                 with self._lock:
                     self._conns[host] = conn
             return fn(conn)
@@ -483,8 +498,12 @@ class LibvirtProvider(ReplicaProvider):
         free = self._free_memory(usable) if self.o.placement == "free_memory" else {}
         for _ in range(count):
             host = self._place(usable, load, free)
-            port = self._pick_port(ports)
             name = f"{self.o.name_prefix}{self.group}-{secrets.token_hex(4)}"
+            try:
+                port = self._pick_port(ports)
+            except ProviderError as exc:
+                result.failed.append(("", str(exc)))
+                continue
             err = self._create_one(host, name, port)
             if err is None:
                 result.succeeded.append(name)
@@ -661,12 +680,16 @@ class LibvirtProvider(ReplicaProvider):
 
     def delete(self, replica_ids: Sequence[str]) -> ActionResult:
         result = ActionResult()
-        for rid in dict.fromkeys(replica_ids):
-            err = self._delete_one(rid)
-            if err is None:
-                result.succeeded.append(rid)
-            else:
-                result.failed.append((rid, err))
+        ids = list(dict.fromkeys(replica_ids))
+        if not ids:
+            return result
+        # in parallel: each delete is bounded, but a few on a slow host must not add up
+        with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
+            for rid, err in zip(ids, pool.map(self._delete_one, ids), strict=True):
+                if err is None:
+                    result.succeeded.append(rid)
+                else:
+                    result.failed.append((rid, err))
         return result
 
     def _delete_one(self, rid: str) -> str | None:
@@ -674,17 +697,24 @@ class LibvirtProvider(ReplicaProvider):
         if not rid.startswith(prefix):
             return f"{rid!r} is not a replica of group {self.group!r}"
         known = self._hosts_of.get(rid)
-        hosts = [known] if known is not None else list(range(len(self.o.hosts)))
+        order = list(range(len(self.o.hosts)))
+        if known is not None:  # its host first; the others too (it may have migrated)
+            order.remove(known)
+            order.insert(0, known)
         self._deleting.add(rid)
         try:
             errors = []
-            for h in hosts:
+            for h in order:
                 try:
-                    self._call(h, f"deleting {rid}", lambda c: self._remove_on(c, rid))
+                    found = self._call(h, f"deleting {rid}", lambda c: self._remove_on(c, rid))
                 except ProviderError as exc:
                     errors.append(str(exc))
-            if errors:
-                return "; ".join(errors)
+                    continue
+                if found:
+                    break
+            else:
+                if errors:  # not found where we could look: it may be on a host we could not
+                    return "; ".join(errors)
             self._hosts_of.pop(rid, None)
             self._paused_since.pop(rid, None)
             return None
@@ -697,8 +727,9 @@ class LibvirtProvider(ReplicaProvider):
         except ProviderError:
             pass
 
-    def _remove_on(self, conn: Any, name: str, volume: str | None = None) -> None:
-        """destroy, undefine, remove the volume; each already-gone part is success."""
+    def _remove_on(self, conn: Any, name: str, volume: str | None = None) -> bool:
+        """destroy, undefine, remove the volume; each already-gone part is success.
+        True when the domain was there."""
         lv = _lv()
         gone = (lv.VIR_ERR_NO_DOMAIN, lv.VIR_ERR_NO_STORAGE_VOL)
         try:
@@ -714,7 +745,9 @@ class LibvirtProvider(ReplicaProvider):
             except lv.libvirtError:
                 tag = {}
             if tag.get("group") != self.group:
-                raise ProviderError(f"domain {name!r} is not tagged as ours: left alone")
+                raise ProviderError(
+                    f"libvirt: domain {name!r} is not tagged for group {self.group!r}: left alone"
+                )
             volume = tag.get("volume") or volume
             try:
                 if dom.isActive():
@@ -740,10 +773,13 @@ class LibvirtProvider(ReplicaProvider):
         except lv.libvirtError as exc:
             if exc.get_error_code() not in (*gone, lv.VIR_ERR_NO_STORAGE_POOL):
                 raise
+        return dom is not None
 
     def close(self) -> None:
         with self._lock:
             conns, self._conns = list(self._conns.values()), {}
+        if not self._owns_connections:
+            return
         for c in conns:
             try:
                 bounded(c.close, 5.0, "closing")
