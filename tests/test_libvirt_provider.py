@@ -236,17 +236,24 @@ def test_delete_finds_a_domain_migrated_to_another_host(hosts: list[Any]) -> Non
     assert _ours(hosts[0]) == _ours(hosts[1]) == []
 
 
-def test_unreachable_host_is_skipped_for_placement(hosts: list[Any]) -> None:
+@pytest.mark.parametrize("mode", ["hold", "skip"])
+def test_unreachable_host_holds_the_list_or_is_skipped(hosts: list[Any], mode: str) -> None:
     def connect(uri: str) -> Any:
         if uri.endswith("host1.xml"):
             raise libvirt.libvirtError("Cannot recv data: Connection reset by peer")
         return hosts[0]
 
     raw = {"hosts": ["test:///host0.xml", "test:///host1.xml"], "pool": POOL,
-           "base_volume": "base.qcow2"}  # fmt: skip
+           "base_volume": "base.qcow2", "unreachable_hosts": mode}  # fmt: skip
+    assert lvp.check_options(raw, "p") == []
     p = lvp.LibvirtProvider("web", lvp.options_from(raw, TEMPLATE), connect)
-    assert len(p.create(2).succeeded) == 2
-    assert len(_ours(hosts[0])) == 2 and len(p.list()) == 2
+    assert len(p.create(2).succeeded) == 2, "placement uses the hosts it can reach"
+    assert len(_ours(hosts[0])) == 2
+    if mode == "skip":
+        assert len(p.list()) == 2
+    else:  # the group holds: its replicas on host1 may be running fine
+        with pytest.raises(ProviderError, match="host1.xml.*Connection reset"):
+            p.list()
 
 
 def test_hung_connection_is_bounded_and_secret_free() -> None:

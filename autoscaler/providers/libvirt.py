@@ -66,6 +66,7 @@ TEMPLATE_PLACEHOLDERS = (
 ADDRESS_PLACEHOLDERS = ("{ip}", "{name}", "{uuid}", "{port}", "{host}")
 INTERFACE_SOURCES = ("lease", "agent", "arp")
 PLACEMENTS = ("fewest", "free_memory")
+UNREACHABLE = ("hold", "skip")
 
 DEFAULTS: dict[str, Any] = {
     "hosts": None,  # required: list of libvirt URIs (or one string)
@@ -80,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "interface_source": "lease",
     "port_range": None,  # [first, last], for {port}
     "placement": "fewest",
+    "unreachable_hosts": "hold",
     "pause_grace_seconds": 300.0,
     "call_timeout_seconds": 30.0,
     "start": True,
@@ -153,7 +155,11 @@ def check_options(options: Mapping[str, Any], path: str) -> list[str]:
         and 1 <= pr[0] <= pr[1] <= 65535
     ):
         errors.append(f"{path}.port_range: got {pr!r}, expected [first, last] ports, first<=last")
-    for key, allowed in (("interface_source", INTERFACE_SOURCES), ("placement", PLACEMENTS)):
+    for key, allowed in (
+        ("interface_source", INTERFACE_SOURCES),
+        ("placement", PLACEMENTS),
+        ("unreachable_hosts", UNREACHABLE),
+    ):
         v = options.get(key, DEFAULTS[key])
         if v not in allowed:
             errors.append(f"{path}.{key}: got {v!r}, expected one of: {', '.join(allowed)}")
@@ -207,6 +213,7 @@ class LibvirtOptions:
     interface_source: str
     port_range: tuple[int, int] | None
     placement: str
+    unreachable_hosts: str
     pause_grace_seconds: float
     call_timeout_seconds: float
     start: bool
@@ -396,10 +403,12 @@ class LibvirtProvider(ReplicaProvider):
 
     def list(self) -> list[Replica]:
         ours, errors = self._read_all()
-        if errors and len(errors) == len(self.o.hosts):
+        if errors and (self.o.unreachable_hosts == "hold" or len(errors) == len(self.o.hosts)):
+            # hold: the group waits (no create, no delete) rather than replace replicas
+            # that may be running fine behind a network blip, and scale in after it
             raise ProviderError("; ".join(errors.values()))
-        # A host that cannot be read is left out for this cycle: its replicas are not
-        # reported, so they are neither counted nor deleted (the controller sees fewer).
+        # skip: a host that cannot be read is left out for this cycle; its replicas are
+        # not reported, so the controller replaces them on the other hosts.
         now = time.time()
         return [self._replica(d, now) for d in ours]
 
@@ -855,6 +864,7 @@ def options_from(raw: Mapping[str, Any], template: str) -> LibvirtOptions:
         interface_source=str(o["interface_source"]),
         port_range=(int(pr[0]), int(pr[1])) if pr else None,
         placement=str(o["placement"]),
+        unreachable_hosts=str(o["unreachable_hosts"]),
         pause_grace_seconds=float(o["pause_grace_seconds"]),
         call_timeout_seconds=float(o["call_timeout_seconds"]),
         start=bool(o["start"]),
