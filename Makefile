@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS   := prometheus prometheus-alertmanager
+# libvirt-dev, pkg-config and gcc: libvirt-python (dev extra) builds against the host libvirt
+DEBS   := prometheus prometheus-alertmanager libvirt-dev pkg-config gcc
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-debs demo test lint bench dashboards clean

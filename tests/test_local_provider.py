@@ -20,6 +20,7 @@ from autoscaler.core.model import ReplicaState
 from autoscaler.core.spec import GroupConfig, ProviderConfig
 from autoscaler.providers import local
 from autoscaler.providers.local import LocalOptions, LocalProvider, process_start_time
+from tests.provider_conformance import Failure, Hung, ReplicaProviderContract
 
 PY = sys.executable
 
@@ -385,3 +386,123 @@ def test_build_defaults_and_rejects_bad_options(tmp_path):
     assert p.dir == tmp_path / "web" and p.dir.is_dir()
     with pytest.raises(ValueError, match="slots: got -2"):
         local.build(_group({"run_dir": str(tmp_path), "slots": -2}), config)
+
+
+# --------------------------------------------------------------------------- conformance
+
+HANGING_REPLICA = textwrap.dedent(
+    """
+    import socket, sys, time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.listen(16)
+    held = []
+    while True:  # accept, never answer: a hung replica API
+        held.append(s.accept()[0])
+    """
+)
+STUBBORN_REPLICA = textwrap.dedent(
+    """
+    import signal, sys
+    from http.server import HTTPServer, BaseHTTPRequestHandler
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    HTTPServer(("127.0.0.1", int(sys.argv[1])), BaseHTTPRequestHandler).serve_forever()
+    """
+)
+SECRET_ARG = "--token=Sup3r-S3cret-T0ken"
+
+
+class TestLocalConformance(ReplicaProviderContract):
+    """The shared provider contract (tests/provider_conformance.py) on local processes."""
+
+    settle_seconds = 20.0
+
+    @pytest.fixture
+    def contract_backend(self, tmp_path):
+        self.groups: list[str] = []
+        yield tmp_path
+        for group in self.groups:  # whatever a test or a "crash" left running
+            for pid in marked_pids(group):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def new_group(self) -> str:
+        group = super().new_group()
+        self.groups.append(group)
+        return group
+
+    def make_provider(self, group: str) -> LocalProvider:
+        return make(self.backend, group)
+
+    def custom(self, group: str, **options) -> LocalProvider:
+        """A provider with other options, cleaned up like `provider()`."""
+        p = make(self.backend, group, **options)
+        self._providers.append(p)
+        return p
+
+    def secrets(self) -> list[str]:
+        return [SECRET_ARG, SECRET_ARG.split("=", 1)[1]]
+
+    def add_foreign_replicas(self, group: str) -> None:
+        # another group's replica in the same run_dir, and files in ours that are no records
+        other = self.provider(f"{group}x")
+        assert len(other.create(1).succeeded) == 1
+        gdir = self.backend / group
+        gdir.mkdir(parents=True, exist_ok=True)
+        (gdir / "notes.json").write_text(json.dumps({"id": "someone-else", "port": 1}))
+        (gdir / "torn.json").write_text('{"id": "torn"')
+        (gdir / "README.txt").write_text("not a replica")
+
+    def crash_between_create_and_list(self, group: str) -> None:
+        # the harshest point: the record is written and the process spawned, the pid not
+        # yet recorded (the autoscaler died between steps 2 and 3 of create)
+        p = self.make_provider(group)
+        rid = f"{group}-crash1"
+        port = local._free_port("127.0.0.1", set())
+        command = p._command(rid, port)
+        record = {
+            "id": rid,
+            "group": group,
+            "host": "127.0.0.1",
+            "port": port,
+            "command": command,
+            "created_at": time.time(),
+            "status": "starting",
+            "pid": None,
+            "start_time": None,
+        }
+        local._write_atomic(p.dir / f"{rid}.json", record)
+        env = dict(os.environ, **{local.ENV_MARKER: f"{group}/{rid}"})
+        child = subprocess.Popen(command, env=env, start_new_session=True)
+        self.on_cleanup(lambda: (child.poll() is None and child.kill(), child.wait(10)))
+
+    def kill_externally(self, group: str, replica_id: str) -> None:
+        # an operator killed the process and removed its state file
+        path = self.backend / group / f"{replica_id}.json"
+        pid = json.loads(path.read_text())["pid"]
+        os.killpg(pid, signal.SIGKILL)
+        path.unlink()
+
+    def hung_calls(self, group: str) -> list[Hung]:
+        hung = self.custom(group, command=(PY, "-c", HANGING_REPLICA, "{port}"))
+        assert len(hung.create(2).succeeded) == 2
+        wait_until(lambda: len(marked_pids(group)) == 2)
+        stubborn_command = (PY, "-c", STUBBORN_REPLICA, "{port}")
+        stubborn = self.custom(self.new_group(), command=stubborn_command, stop_timeout_seconds=0.5)
+        (sid,) = stubborn.create(1).succeeded
+        wait_until(lambda: all_active(stubborn, 1))
+        probe = 2 * local.READY_TIMEOUT_SECONDS  # the readiness probes run in parallel
+        return [
+            Hung("list with replicas that accept and never answer", hung.list, probe),
+            Hung("delete of a replica ignoring SIGTERM", lambda: stubborn.delete([sid]), 0.5 + 1),
+        ]
+
+    def failing_calls(self, group: str) -> list[Failure]:
+        broken = self.custom(group, command=("/nonexistent/replica", "--port={port}", SECRET_ARG))
+        return [
+            Failure("create with a missing command", lambda: broken.create(1), "/nonexistent"),
+            Failure("delete of a path", lambda: broken.delete(["../etc"]), "not a local replica"),
+        ]

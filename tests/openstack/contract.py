@@ -19,8 +19,16 @@ import pytest
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.providers.base import ProviderError
 from autoscaler.providers.openstack import provider as openstack
+from tests.provider_conformance import (
+    BlackHole,
+    Failure,
+    Hung,
+    ReplicaProviderContract,
+    unsupported,
+)
 
 _group_ids = itertools.count(1)
+WRONG_PASSWORD = "Wr0ng-Passw0rd"
 
 
 @dataclass
@@ -33,6 +41,7 @@ class ContractCloud:
     set_instance_quota: Callable[[int], None] | None = None
     bad_auth_options: dict[str, Any] | None = None  # a wrong password, where auth is real
     settle_seconds: float = 60.0  # BUILD -> ACTIVE and delete completion, upper bound
+    lose_next_create_answer: Callable[[], None] | None = None  # make, then answer 500
     cleanup: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -203,3 +212,106 @@ class ProviderContract:
                 assert secret not in text
         finally:
             p.close()
+
+
+class OpenStackConformance(ReplicaProviderContract):
+    """The shared provider contract (tests/provider_conformance.py) on an OpenStack
+    backend. A subclass overrides `contract_backend` to return its `ContractCloud`."""
+
+    backend: ContractCloud
+
+    def make_provider(self, group: str) -> openstack.OpenStackProvider:
+        return make_provider(self.backend, group)
+
+    def custom(self, group: str, **overrides: Any) -> openstack.OpenStackProvider:
+        """A provider with other options, cleaned up like `provider()`."""
+        options = {**self.backend.options, **overrides}
+        p = openstack.OpenStackProvider(openstack.Settings.from_options(group, options))
+        self._providers.append(p)
+        return p
+
+    def group_of(self, p: Any) -> str:
+        return str(p.s.group)
+
+    def secrets(self) -> list[str]:
+        return [*self.backend.secrets, WRONG_PASSWORD]
+
+    def _raw_server(
+        self, p: openstack.OpenStackProvider, name: str, metadata: dict[str, str]
+    ) -> str:
+        r = p._resolve()
+        server = p.conn.compute.create_server(
+            name=name,
+            image_id=r["image"],
+            flavor_id=r["flavor"],
+            networks=[{"uuid": r["network_id"]}],
+            metadata=metadata,
+        )
+        return str(server.id)
+
+    def add_foreign_replicas(self, group: str) -> None:
+        p = self.make_provider(group)
+        made = [
+            self._raw_server(p, f"autoscaler-{group}-nolabel", {}),  # our name, no metadata
+            self._raw_server(p, f"autoscaler-{group}-other", {"group": f"{group}x"}),
+            self._raw_server(p, f"autoscaler-{group}-key", {"pool": group}),  # another key
+        ]
+
+        def remove() -> None:
+            for sid in made:
+                p.conn.compute.delete_server(sid, ignore_missing=True)
+            p.close()
+
+        self.on_cleanup(remove)
+
+    def crash_between_create_and_list(self, group: str) -> None:
+        # What a create leaves when the autoscaler dies before reading the answer: a
+        # server with the group's metadata and a create token, its id known to no one.
+        p = self.make_provider(group)
+        token = "0123456789"
+        self._raw_server(
+            p, f"autoscaler-{group}-{token}", {"group": group, openstack.TOKEN_KEY: token}
+        )
+        p.close()
+
+    def lose_next_create_answer(self, provider: Any) -> None:
+        if self.backend.lose_next_create_answer is None:
+            unsupported(f"{self.backend.name}: cannot make it lose an answer")
+        self.backend.lose_next_create_answer()
+
+    def kill_externally(self, group: str, replica_id: str) -> None:
+        p = self.make_provider(group)
+        try:
+            p.conn.compute.delete_server(replica_id)
+        finally:
+            p.close()
+
+    def hung_calls(self, group: str) -> list[Hung]:
+        # Keystone answers; the compute endpoint accepts connections and never answers.
+        hole = BlackHole()
+        self.on_cleanup(hole.close)
+        hung = self.custom(
+            group,
+            endpoint_overrides={"compute": f"{hole.url}/v2.1"},
+            request_timeout_seconds=1,
+        )
+        # list: one request; create: the flavor lookup first; each request bounded by 1 s.
+        # (delete retries a hung DELETE three times: tests/openstack/test_faults.py)
+        return [
+            Hung("list against a hung Nova", hung.list, 3 * 1.0),
+            Hung("create against a hung Nova", lambda: hung.create(1), 3 * 1.0),
+        ]
+
+    def failing_calls(self, group: str) -> list[Failure]:
+        no_flavor = self.custom(group, flavor="no-such-flavor-x1")
+        out = [
+            Failure(
+                "create with an unknown flavor", lambda: no_flavor.create(1), "no-such-flavor-x1"
+            )
+        ]
+        if self.backend.bad_auth_options is not None:
+            bad = self.custom(
+                group, auth={**self.backend.options["auth"], "password": WRONG_PASSWORD}
+            )
+            out.append(Failure("list with a wrong password", bad.list, "401"))
+        return out

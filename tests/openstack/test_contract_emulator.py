@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.openstack.contract import ContractCloud, ProviderContract
-from tests.openstack.emulator import OpenStackEmulator
+from tests.openstack.contract import ContractCloud, OpenStackConformance, ProviderContract
+from tests.openstack.emulator import Fault, OpenStackEmulator
 
 
 @pytest.fixture
@@ -29,8 +29,21 @@ def cloud(emulator):
         set_instance_quota=set_quota,
         bad_auth_options={"auth": {**emulator.password_auth(), "password": "Wr0ng-Passw0rd"}},
         settle_seconds=10,
+        lose_next_create_answer=lambda: emulator.add_fault(
+            Fault("POST", r"/servers$", status=500, after=True)
+        ),
     )
 
 
 class TestEmulatorContract(ProviderContract):
     pass
+
+
+class TestEmulatorConformance(OpenStackConformance):
+    """The shared provider contract (tests/provider_conformance.py) on the emulator."""
+
+    settle_seconds = 10.0
+
+    @pytest.fixture
+    def contract_backend(self, cloud):
+        return cloud

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.openstack.contract import ContractCloud, ProviderContract
+from tests.openstack.contract import ContractCloud, OpenStackConformance, ProviderContract
 from tests.openstack.real_nova import DEFAULT_QUOTA, RealOpenStack
 
 
@@ -45,3 +45,14 @@ def cloud(real_openstack: RealOpenStack):  # noqa: F811
 
 class TestRealNovaContract(ProviderContract):
     pass
+
+
+class TestRealNovaConformance(OpenStackConformance):
+    """The shared provider contract (tests/provider_conformance.py) on real Nova behind
+    real Keystone. Real Nova cannot be made to lose an answer: that test is skipped."""
+
+    settle_seconds = 60.0
+
+    @pytest.fixture
+    def contract_backend(self, cloud):
+        return cloud
