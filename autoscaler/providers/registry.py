@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _PROVIDERS: dict[str, str] = {
+    "docker": "autoscaler.providers.docker",
     "local": "autoscaler.providers.local",
     "openstack": "autoscaler.providers.openstack.provider",
 }
