@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS   := prometheus prometheus-alertmanager
+DEBS   := prometheus prometheus-alertmanager podman runc busybox-static
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-debs demo test lint bench dashboards clean

@@ -320,3 +320,12 @@ def test_request_timeout_is_honoured(make) -> None:
             assert "silent.sock" in str(exc.value)
         finally:
             server.close()
+
+
+def test_docker_example_is_valid() -> None:
+    config = registry.load_config(Path(__file__).parents[1] / "examples" / "docker.yaml", {})
+    (group,) = config.groups
+    assert group.provider.type == "docker"
+    s = Settings.from_options(group.name, group.provider.options)
+    assert [e.address_host for e in s.engines] == ["127.0.0.1", "docker02.example.net"]
+    assert (s.cpus, s.memory, s.metrics_port) == (1.0, "1024m", 9080)
