@@ -8,7 +8,6 @@ provider fixture's finalizer, and in any case when the engines stop.
 from __future__ import annotations
 
 import secrets
-import socket
 import tempfile
 import threading
 import time
@@ -21,9 +20,10 @@ import requests
 
 from autoscaler.core.model import ReplicaState
 from autoscaler.providers import registry
-from autoscaler.providers.base import ProviderError
+from autoscaler.providers.base import ProviderError, ReplicaProvider
 from autoscaler.providers.docker import LABEL_GROUP, DockerProvider, Settings, check_options
 from tests.harness import podman
+from tests.provider_conformance import BlackHole, Failure, Hung, ReplicaProviderContract
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -235,17 +235,6 @@ def test_retried_create_adopts_instead_of_doubling(make, monkeypatch) -> None:
     assert len(p.list()) == 1
 
 
-def test_new_instance_adopts_containers_of_a_crashed_autoscaler(make) -> None:
-    p = make()
-    made = p.create(2).succeeded
-    p.close()  # the autoscaler is gone; its containers are not
-    again = DockerProvider(p.s)
-    try:
-        assert sorted(r.id for r in again.list()) == sorted(made)
-    finally:
-        again.close()
-
-
 def test_delete_is_graceful_then_forced_after_the_timeout(make) -> None:
     graceful = make(stop_timeout_seconds=5)
     rid = graceful.create(1).succeeded[0]
@@ -305,23 +294,6 @@ def test_unreachable_engine_fails_list_and_is_skipped_for_placement(make, engine
     assert len(live.list()) == 2
 
 
-def test_request_timeout_is_honoured(make) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        path = f"{d}/silent.sock"
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
-        server.listen(8)  # accepts, never answers
-        try:
-            p = make(f"unix://{path}", request_timeout_seconds=1)
-            t = time.monotonic()
-            with pytest.raises(ProviderError) as exc:
-                p.list()
-            assert time.monotonic() - t < 5
-            assert "silent.sock" in str(exc.value)
-        finally:
-            server.close()
-
-
 def test_docker_example_is_valid() -> None:
     config = registry.load_config(Path(__file__).parents[1] / "examples" / "docker.yaml", {})
     (group,) = config.groups
@@ -329,3 +301,91 @@ def test_docker_example_is_valid() -> None:
     s = Settings.from_options(group.name, group.provider.options)
     assert [e.address_host for e in s.engines] == ["127.0.0.1", "docker02.example.net"]
     assert (s.cpus, s.memory, s.metrics_port) == (1.0, "1024m", 9080)
+
+
+# ------------------------------------------------------------------------ conformance
+
+
+class TestDockerConformance(ReplicaProviderContract):
+    """The shared provider contract (tests/provider_conformance.py) on a podman engine."""
+
+    settle_seconds = 20.0
+
+    @pytest.fixture
+    def contract_backend(self, engines, www):
+        return {"engine": engines[0], "www": www}
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "engines": [self.backend["engine"].base_url],
+            "image": podman.IMAGE,
+            "command": SERVE,
+            "volumes": {str(self.backend["www"]): "/www:ro"},
+            "stop_timeout_seconds": 2,
+            **extra,
+        }
+
+    def make_provider(self, group: str, **extra: Any) -> DockerProvider:
+        return DockerProvider(Settings.from_options(group, self.options(**extra)))
+
+    def custom(self, group: str, **extra: Any) -> DockerProvider:
+        p = self.make_provider(group, **extra)
+        self._providers.append(p)
+        return p
+
+    def _client(self):
+        client = self.backend["engine"].client()
+        self.on_cleanup(client.close)
+        return client
+
+    def add_foreign_replicas(self, group: str) -> None:
+        client = self._client()
+        labels = [
+            {},  # nobody's
+            {LABEL_GROUP: group, "io.autoscaler.instance": "someone-else"},  # another autoscaler
+            {LABEL_GROUP: f"{group}x", "io.autoscaler.instance": "default"},  # another group
+        ]
+        for lab in labels:
+            c = client.containers.run(podman.IMAGE, ["sleep", "60"], detach=True, labels=lab)
+            self.on_cleanup(lambda c=c: c.remove(force=True))
+
+    def lose_next_create_answer(self, provider: ReplicaProvider) -> None:
+        assert isinstance(provider, DockerProvider)
+        containers = provider._client(provider.s.engines[0].url).containers
+        real = containers.create
+
+        def once(**kwargs):
+            containers.create = real  # only the next one
+            real(**kwargs)
+            raise requests.ConnectionError("connection reset by peer")
+
+        containers.create = once
+
+    def kill_externally(self, group: str, replica_id: str) -> None:
+        self._client().containers.get(replica_id).remove(force=True)
+
+    def hung_calls(self, group: str) -> list[Hung]:
+        d = tempfile.mkdtemp(prefix="hung-engine-")
+        hole = BlackHole(unix_path=f"{d}/docker.sock")
+        self.on_cleanup(hole.close)
+        p = self.custom(group, engines=[hole.url], request_timeout_seconds=1)
+        # the client asks the API version first, then the call itself: two timeouts
+        return [
+            Hung("list on an engine that never answers", p.list, 2),
+            Hung("create on an engine that never answers", lambda: p.create(1), 2),
+            Hung("delete on an engine that never answers", lambda: p.delete(["x"]), 2),
+        ]
+
+    def failing_calls(self, group: str) -> list[Failure]:
+        missing = self.custom(group, image="localhost/no-such-image:1", pull=False)
+        stranger = self._client().containers.run(podman.IMAGE, ["sleep", "60"], detach=True)
+        self.on_cleanup(lambda: stranger.remove(force=True))
+        ours = self.custom(self.new_group())
+        return [
+            Failure("create of a missing image", lambda: missing.create(1), "docker create"),
+            Failure(
+                "delete of a container that is not ours",
+                lambda: ours.delete([stranger.name]),
+                "not one of this group's",
+            ),
+        ]

@@ -313,6 +313,7 @@ class DockerProvider(ReplicaProvider):
 
         self._docker = docker
         self.s = settings
+        self.group = settings.group
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()  # placement counts must see earlier creates
