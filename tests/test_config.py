@@ -353,7 +353,12 @@ CASES = [
     ("groups.web.provider", DELETE, "groups.web.provider: is required: a mapping with a type"),
     ("groups.web.provider", "tiny", "groups.web.provider: must be a mapping with a type"),
     ("groups.web.provider.type", DELETE, "groups.web.provider.type: is required: one of:"),
-    ("groups.web.provider.type", "tinny", "provider.type: must be one of: local, openstack, tiny"),
+    # every registered type, sorted (the built-in ones and the test's `tiny`)
+    (
+        "groups.web.provider.type",
+        "tinny",
+        "provider.type: must be one of: docker, local, openstack",
+    ),
     ("groups.web.provider.size", 0, "groups.web.provider.size: must be an integer >= 1 (got 0)"),
     ("groups.web.provider.sise", 2, "groups.web.provider.sise: unknown option; allowed: size"),
     ("groups.web.policies", [], "groups.web.policies: must be a non-empty list of policies"),
@@ -808,8 +813,10 @@ def test_registry_builds_the_provider():
         assert [r.id for r in provider.list()] == ["web-0", "web-1"]
     finally:
         provider.close()
+    known = ", ".join(registry.provider_types())
+    assert "tiny" in known
     assert registry.check_provider_options("nope", {}, "p") == [
-        "p.type: must be one of: local, openstack, tiny (got 'nope')"
+        f"p.type: must be one of: {known} (got 'nope')"
     ]
 
 
