@@ -6,7 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # libvirt-dev, pkg-config and gcc: libvirt-python (dev extra) builds against the host libvirt
-DEBS   := prometheus prometheus-alertmanager libvirt-dev pkg-config gcc
+# podman, runc, busybox-static: the real Docker-compatible engine of the docker provider's tests
+DEBS   := prometheus prometheus-alertmanager libvirt-dev pkg-config gcc podman runc busybox-static
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-debs demo test lint bench dashboards clean

@@ -809,6 +809,8 @@ def test_registry_builds_the_provider():
         assert [r.id for r in provider.list()] == ["web-0", "web-1"]
     finally:
         provider.close()
+    known = ", ".join(registry.provider_types())
+    assert "tiny" in known
     assert registry.check_provider_options("nope", {}, "p") == [
         f"p.type: must be one of: {', '.join(registry.provider_types())} (got 'nope')"
     ]

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _PROVIDERS: dict[str, str] = {
+    "docker": "autoscaler.providers.docker",
     "libvirt": "autoscaler.providers.libvirt",
     "local": "autoscaler.providers.local",
     "openstack": "autoscaler.providers.openstack.provider",
