@@ -18,13 +18,15 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "autoscaler.runtime.check_command",
         "add_arguments",
         "run",
-        "validate a configuration file without touching anything (exit 2 on errors)",
+        "validate a configuration file, or with --env (or no file) the environment-only "
+        "configuration, without touching anything (exit 2 on errors)",
     ),
     "once": (
         "autoscaler.runtime.daemon",
         "add_once_arguments",
         "once",
-        "run one cycle and print each group's decision as JSON",
+        "run one cycle and print each group's decision as JSON "
+        "(exit 1 when a query, a listing or a decided action failed)",
     ),
     "simulate": (
         "autoscaler.simulation",

@@ -101,3 +101,45 @@ def test_autoscaler_scales_json_replicas_read_through_the_bridge(bridge_address)
         )
         bridge_metrics = requests.get(f"http://{bridge_address}/metrics", timeout=5).text
         assert "bridge_probes_total" in bridge_metrics
+
+
+# A JSON replica with its own keys (SimpleScaleVM's REPLICA_API_*_KEY set per group).
+OWN_KEYS_REPLICA = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"free": 3, "stop": False}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_group_replica_api_keys_reach_the_bridge(bridge_address):
+    """`replica_api: {capacity_key, termination_key}` travel in /sd as __param_* labels,
+    so Prometheus asks the bridge for those keys (before issue 10: missing_key)."""
+    name = f"keys-{secrets.token_hex(3)}"
+
+    def groups(run_dir):
+        group = local_group(run_dir, via_bridge=True, min=1, max=1)
+        group["provider"]["command"] = [sys.executable, "-c", OWN_KEYS_REPLICA, "{port}"]
+        group["replica_api"] = {"capacity_key": "free", "termination_key": "stop"}
+        return {name: group}
+
+    with Stack(groups=groups, bridge=bridge_address) as s:
+        s.wait("a replica listed for the bridge", lambda: len(_bridge_replicas(s)) == 1, 60)
+        (entry,) = requests.get(f"{s.url}/sd?via=bridge", timeout=5).json()
+        assert entry["labels"]["__param_capacity_key"] == "free"
+        assert entry["labels"]["__param_termination_key"] == "stop"
+        s.prometheus.wait_for(
+            f'replica_capacity{{job="replicas_bridge", group="{name}"}} == 3', timeout=60
+        )
+        (term,) = s.prometheus.query(f'replica_termination{{group="{name}"}}')
+        assert term["value"][1] == "0"
+        assert "__param_capacity_key" not in term["metric"]  # not kept as a series label

@@ -334,9 +334,15 @@ class Bridge:
         targets = query.get("target", [])
         if len(targets) != 1 or not targets[0]:
             return 400, b"exactly one 'target' parameter is required\n", "text/plain"
-        ex = self.settings.extraction.with_keys(
-            query.get("capacity_key", [None])[0], query.get("termination_key", [None])[0]
-        )
+        # `skip=capacity,termination`: do not read those (a key "" cannot travel through
+        # Prometheus, which drops empty labels, so `__param_capacity_key=""` is no option).
+        skip = {v.strip() for s in query.get("skip", []) for v in s.split(",") if v.strip()}
+        unknown = skip - {"capacity", "termination"}
+        if unknown:
+            return 400, f"skip: unknown {', '.join(sorted(unknown))}\n".encode(), "text/plain"
+        cap = "" if "capacity" in skip else query.get("capacity_key", [None])[0]
+        term = "" if "termination" in skip else query.get("termination_key", [None])[0]
+        ex = self.settings.extraction.with_keys(cap, term)
         result = probe(targets[0], self.settings, ex)
         self.probes.inc()
         if not result.success:
@@ -372,7 +378,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         try:
             if url.path == "/probe":
-                status, body, ctype = bridge.handle_probe(parse_qs(url.query))
+                status, body, ctype = bridge.handle_probe(
+                    parse_qs(url.query, keep_blank_values=True)
+                )
             elif url.path == "/metrics":
                 status, body, ctype = 200, generate_latest(bridge.registry), CONTENT_TYPE_LATEST
             elif url.path == "/healthz":

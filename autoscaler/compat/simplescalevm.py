@@ -7,18 +7,30 @@ a safe maximum SimpleScaleVM did not have. `raw_config` builds the same document
 YAML file would hold, so validation and error messages are the normal ones; docs/
 openstack.md has the table of every variable.
 
+SimpleScaleVM 3.0 renamed the template variables of the scaled servers
+(`OPENSTACK_SCALED_*`, `OPENSTACK_METADATA_SCALED_VALUE`); both generations are read
+(`RENAMED`): the 3.0 name is used when set, and a 2.0 and a 3.0 name set to different
+values is an error, never a silent pick. Variables of features we do not have
+(`UNSUPPORTED`: 3.0's self-scaling autoscaler VMs) are never silently ignored either:
+`warn_unsupported` says, once per process, what to use instead.
+
 The `OS_*` variables are not copied anywhere: openstacksdk reads them itself, so
 secrets stay in the environment and never enter the configuration or `/status`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from autoscaler.config import Config, ConfigError
 from autoscaler.providers.registry import parse_config
+
+log = logging.getLogger("autoscaler.compat.simplescalevm")
 
 GROUP = "simplescalevm"
 DEFAULT_MAX_REPLICAS = 10
@@ -33,7 +45,45 @@ MARKERS = (
     "OPENSTACK_NETWORK",
     "OPENSTACK_METADATA_KEY",
     "OPENSTACK_METADATA_VALUE",
+    "OPENSTACK_SCALED_NAME",
+    "OPENSTACK_SCALED_FLAVOR",
+    "OPENSTACK_SCALED_IMAGE",
+    "OPENSTACK_SCALED_NETWORK",
+    "OPENSTACK_METADATA_SCALED_VALUE",
 )
+# SimpleScaleVM 3.0 name -> its 2.0 name (None: new in 3.0, no 2.0 spelling).
+RENAMED: dict[str, str | None] = {
+    "OPENSTACK_SCALED_NAME": None,
+    "OPENSTACK_SCALED_FLAVOR": "OPENSTACK_FLAVOR",
+    "OPENSTACK_SCALED_IMAGE": "OPENSTACK_IMAGE",
+    "OPENSTACK_SCALED_NETWORK": "OPENSTACK_NETWORK",
+    "OPENSTACK_SCALED_CLOUD_INIT_FILE": "OPENSTACK_CLOUD_INIT_FILE",
+    "OPENSTACK_METADATA_SCALED_VALUE": "OPENSTACK_METADATA_VALUE",
+}
+_NAME_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}")
+# Variables of SimpleScaleVM features this autoscaler does not have: (matches, advice).
+_SELF_SCALING = (
+    "SimpleScaleVM 3.0's self-scaling (servers running the autoscaler itself, with a "
+    "master election) is not supported and these are ignored: run one autoscaler as a "
+    "service instead (docker-compose.openstack.yml, deploy/); there is no high "
+    "availability yet, so that instance always acts (GET / answers isMaster: true)"
+)
+UNSUPPORTED: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"ENABLE_AUTOSCALING|OPENSTACK_AUTOSCALER_\w+|OPENSTACK_METADATA_AUTOSCALER_VALUE"
+        ),
+        _SELF_SCALING,
+    ),
+    (
+        re.compile(r"AUTOSCALING_\w+"),
+        "SimpleScaleVM's AUTOSCALING_* settings are not read and these are ignored: scale "
+        "the servers with REPLICA_MIN_AVAILABLE_RESOURCES, AUTOSCALER_MAX_REPLICAS and "
+        "AUTOSCALER_INTERVAL_SECONDS, or a configuration file (docs/configuration.md)",
+    ),
+)
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 # SimpleScaleVM's own defaults (its .env.template and settings).
 DEFAULTS = {
     "APP_HOST": "0.0.0.0",
@@ -62,6 +112,64 @@ def looks_like_simplescalevm(env: Mapping[str, str]) -> bool:
 def _get(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "")
     return value if value.strip() else DEFAULTS.get(name, "")  # empty means unset
+
+
+def _set(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "")
+    return value if value.strip() else None
+
+
+def _renamed(env: Mapping[str, str], new: str, errors: list[str]) -> str:
+    """The value of a setting SimpleScaleVM 3.0 renamed: the 3.0 name when set, else the
+    2.0 name, else the default; both set to different values is an error."""
+    old = RENAMED[new]
+    new_value = _set(env, new)
+    old_value = _set(env, old) if old else None
+    if new_value is not None and old_value is not None and new_value != old_value:
+        errors.append(
+            f"{new} ({new_value!r}, SimpleScaleVM 3.0) and {old} ({old_value!r}, 2.0) name the "
+            f"same setting with different values: keep one"
+        )
+    if new_value is not None:
+        return new_value
+    return _get(env, old) if old else ""
+
+
+def unsupported_variables(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(advice, names) for each family of set SimpleScaleVM variables we do not support."""
+    out = []
+    taken: set[str] = set()
+    for pattern, advice in UNSUPPORTED:
+        names = sorted(
+            n
+            for n, v in env.items()
+            if n not in taken
+            and pattern.fullmatch(n)
+            and v.strip()
+            # ENABLE_AUTOSCALING=false asks for nothing we lack
+            and not (n == "ENABLE_AUTOSCALING" and v.strip().lower() in ("false", "0", "no"))
+        )
+        taken.update(names)
+        if names:
+            out.append((advice, ", ".join(names)))
+    return out
+
+
+def unsupported_warnings(env: Mapping[str, str]) -> list[str]:
+    """One message per family of set SimpleScaleVM variables we do not support."""
+    return [f"{names}: {advice}" for advice, names in unsupported_variables(env)]
+
+
+def warn_unsupported(env: Mapping[str, str]) -> list[str]:
+    """Log `unsupported_warnings` once per process (a daemon, a test run); returns them."""
+    messages = unsupported_warnings(env)
+    for message in messages:
+        with _warned_lock:
+            if message in _warned:
+                continue
+            _warned.add(message)
+        log.warning("%s", message)
+    return messages
 
 
 def _number(env: Mapping[str, str], name: str, errors: list[str]) -> float:
@@ -111,6 +219,17 @@ def raw_config(env: Mapping[str, str]) -> dict[str, Any]:
     ip_version = _int(env, "OPENSTACK_IP_VERSION", errors, "4 or 6")
     port = _int(env, "REPLICA_API_PORT", errors, "an integer in 1..65535")
     app_port = _int(env, "APP_PORT", errors, "an integer in 1..65535")
+    flavor = _renamed(env, "OPENSTACK_SCALED_FLAVOR", errors)
+    image = _renamed(env, "OPENSTACK_SCALED_IMAGE", errors)
+    network = _renamed(env, "OPENSTACK_SCALED_NETWORK", errors)
+    cloud_init = _renamed(env, "OPENSTACK_SCALED_CLOUD_INIT_FILE", errors)
+    metadata_value = _renamed(env, "OPENSTACK_METADATA_SCALED_VALUE", errors)
+    name = _renamed(env, "OPENSTACK_SCALED_NAME", errors)
+    if name and not _NAME_PREFIX.fullmatch(name):
+        errors.append(
+            f"OPENSTACK_SCALED_NAME: letters, digits, '.', '_', '-' only, at most 41 "
+            f"characters (got {name!r}); servers are named <name>-{GROUP}-<token>"
+        )
     max_replicas = DEFAULT_MAX_REPLICAS
     if env.get("AUTOSCALER_MAX_REPLICAS", "").strip():
         max_replicas = _int(env, "AUTOSCALER_MAX_REPLICAS", errors, "an integer >= 1")
@@ -120,12 +239,12 @@ def raw_config(env: Mapping[str, str]) -> dict[str, Any]:
     minimum = math.ceil(min_available / capacity)
     options: dict[str, Any] = {
         "type": "openstack",
-        "flavor": _get(env, "OPENSTACK_FLAVOR"),
-        "image": _get(env, "OPENSTACK_IMAGE"),
-        "network": _get(env, "OPENSTACK_NETWORK"),
+        "flavor": flavor,
+        "image": image,
+        "network": network,
         "ip_version": ip_version,
         "metadata_key": _get(env, "OPENSTACK_METADATA_KEY"),
-        "metadata_value": _get(env, "OPENSTACK_METADATA_VALUE"),
+        "metadata_value": metadata_value,
         "metrics_port": port,
         "floating_ips": {
             "enabled": floating,
@@ -134,8 +253,10 @@ def raw_config(env: Mapping[str, str]) -> dict[str, Any]:
     }
     if _get(env, "OPENSTACK_KEYPAIR"):
         options["key_name"] = _get(env, "OPENSTACK_KEYPAIR")
-    if _get(env, "OPENSTACK_CLOUD_INIT_FILE"):
-        options["user_data_file"] = _get(env, "OPENSTACK_CLOUD_INIT_FILE")
+    if cloud_init:
+        options["user_data_file"] = cloud_init
+    if name:
+        options["name_prefix"] = name
     if env.get("OS_CLOUD"):
         options["cloud"] = env["OS_CLOUD"]
     return {
@@ -150,6 +271,13 @@ def raw_config(env: Mapping[str, str]) -> dict[str, Any]:
                 "replica_capacity": capacity,
                 "policies": [{"type": "headroom", "min_available": min_available}],
                 "via_bridge": True,
+                # Explicit, so the bridge reads these keys even when it runs without
+                # SimpleScaleVM's environment (they reach it as /probe parameters).
+                "replica_api": {
+                    key: env[f"REPLICA_API_{key.upper()}"]
+                    for key in ("capacity_key", "termination_key")
+                    if _set(env, f"REPLICA_API_{key.upper()}")
+                },
             }
         },
     }

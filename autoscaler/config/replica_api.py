@@ -99,3 +99,30 @@ def sd_target(replica: Replica, group: GroupConfig) -> str:
         raise ValueError(f"replica {replica.id} has no address")
     api = ReplicaApi.from_mapping(group.replica_api)
     return replica_url(replica.address, api)
+
+
+# The keys a group may give the bridge per probe (bridge/server.py honours them).
+PROBE_PARAMS = ("capacity_key", "termination_key")
+
+
+def bridge_params(group: GroupConfig) -> dict[str, str]:
+    """The http_sd labels that make Prometheus call the bridge's `/probe` with the group's
+    own JSON keys: `__param_capacity_key`, `__param_termination_key` (Prometheus turns
+    `__param_<name>` target labels into URL parameters, as for blackbox_exporter modules).
+    A key set to "" (do not read) becomes `__param_skip`: Prometheus drops empty labels.
+
+    Only the keys the group's `replica_api` sets: otherwise the bridge keeps its own
+    (command line, REPLICA_API_* of its environment, a nested `--capacity-path`)."""
+    params: dict[str, str] = {}
+    skip = []
+    for key in PROBE_PARAMS:
+        if key not in group.replica_api:
+            continue
+        value = str(group.replica_api[key])
+        if value:
+            params[f"__param_{key}"] = value
+        else:
+            skip.append(key.removesuffix("_key"))
+    if skip:
+        params["__param_skip"] = ",".join(skip)
+    return params

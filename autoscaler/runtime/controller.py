@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from autoscaler.config import Config
+from autoscaler.config.replica_api import bridge_params
 from autoscaler.core import planner
 from autoscaler.core.capacity import available_capacity
 from autoscaler.core.clock import Clock, Reading, read
@@ -68,6 +69,9 @@ class GroupRuntime:
     # Scale actions the provider accepted, (direction, monotonic time), appended by the
     # acting thread and moved into `state` by the cycle (`_remember`).
     accepted: list[tuple[Direction, float]] = field(default_factory=list)
+    # What went wrong with the actions decided this cycle ("create: No Flavor found"):
+    # reset when the cycle decides, so `autoscaler once` can fail on it.
+    action_errors: list[str] = field(default_factory=list)
 
 
 class Controller:
@@ -143,6 +147,8 @@ class Controller:
             self.metrics.failures.labels(op, f"provider:{rt.cfg.name}").inc()
             self.metrics.provider_requests.labels(rt.cfg.name, op, "error").inc()
             self.failures.failed(key, f"{type(e).__name__}: {e}")
+            if op in ("create", "delete"):
+                rt.action_errors.append(f"{op}: {type(e).__name__}: {e}")
             return None
         finally:
             self.metrics.provider_duration.labels(rt.cfg.name, op).observe(time.monotonic() - start)
@@ -159,10 +165,9 @@ class Controller:
         if res.failed:
             self.metrics.provider_requests.labels(g, op, "error").inc(len(res.failed))
             self.metrics.failures.labels(op, f"provider:{g}").inc(len(res.failed))
-            self.failures.failed(
-                FailureKey("provider", g, op),
-                "; ".join(f"{i or '?'}: {e}" for i, e in res.failed[:5]),
-            )
+            text = "; ".join(f"{i or '?'}: {e}" for i, e in res.failed[:5])
+            self.failures.failed(FailureKey("provider", g, op), text)
+            rt.action_errors.append(f"{op}: {len(res.failed)} failed: {text}")
         if res.quota_exceeded:
             self.metrics.quota_exceeded.labels(g, res.quota_exceeded).inc()
             self.failures.failed(
@@ -201,6 +206,7 @@ class Controller:
         for name, obs in observations.items():
             rt = self.groups[name]
             rt.observation = obs
+            rt.action_errors = []
             self._remember(rt)  # actions accepted after the last cycle's wait
             decision = self._decide(rt, obs, now)
             if decision is None:
@@ -516,6 +522,8 @@ class Controller:
                     self.config.replica_label: r.id,
                 }
                 if rt.cfg.via_bridge and self.bridge_target is not None:
+                    # The group's own JSON keys travel as /probe parameters (__param_*).
+                    labels.update(bridge_params(rt.cfg))
                     sd["bridge"].append(
                         {"targets": [self.bridge_target(r, rt.cfg)], "labels": labels}
                     )

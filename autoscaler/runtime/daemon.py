@@ -14,12 +14,12 @@ import sys
 import threading
 from pathlib import Path
 
-from autoscaler.compat.simplescalevm import config_from_env, looks_like_simplescalevm
+from autoscaler.compat.simplescalevm import warn_unsupported
 from autoscaler.config import Config, ConfigError, redact_url
 from autoscaler.config.replica_api import sd_target
 from autoscaler.providers.base import Provider, ProviderError
-from autoscaler.providers.registry import build_provider, load_config
-from autoscaler.runtime import logs
+from autoscaler.providers.registry import build_provider
+from autoscaler.runtime import config_source, logs
 from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
@@ -48,21 +48,13 @@ def add_once_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace) -> Config | None:
     """The validated configuration, or None after printing every error (exit code 2)."""
-    source = args.config or "SimpleScaleVM environment variables"
     try:
-        if args.config:
-            return load_config(Path(args.config), os.environ)
-        if looks_like_simplescalevm(os.environ):
-            # A drop-in for SimpleScaleVM: its variables alone describe one group.
-            return config_from_env(os.environ)
+        return config_source.load(args.config, os.environ).config
     except ConfigError as e:
+        source = config_source.describe(args.config, os.environ)
         print(f"error: invalid configuration ({source}):\n{e}", file=sys.stderr)
-        return None
-    print(
-        "error: no configuration: pass --config FILE, set AUTOSCALER_CONFIG, "
-        "or set SimpleScaleVM's variables (REPLICA_CAPACITY, OPENSTACK_*, ...)",
-        file=sys.stderr,
-    )
+    except config_source.NoConfiguration as e:
+        print(f"error: {e}", file=sys.stderr)
     return None
 
 
@@ -99,6 +91,7 @@ def _prepare(
             config, groups=tuple(dataclasses.replace(g, dry_run=True) for g in config.groups)
         )
     logs.setup(config.log_level)
+    warn_unsupported(os.environ)  # after setup: in the log format the operator reads
     for secret in _secrets(config):
         logs.redactor.add(secret)
     providers = _build(config)
@@ -174,7 +167,16 @@ def once(args: argparse.Namespace) -> int:
         ok = controller.cycle()
     finally:
         controller.close()
+    failed = False
     for name, rt in controller.groups.items():
         d = rt.decision
-        print(json.dumps({"group": name, "decision": None if d is None else decision_json(d)}))
-    return 0 if ok else 1
+        errors = list(rt.action_errors)
+        if rt.acting is not None and not rt.acting.done():
+            errors.append("action still running when the cycle ended: its outcome is unknown")
+        for error in errors:
+            print(f"error: group {name}: {error}", file=sys.stderr)
+        failed = failed or bool(errors)
+        line = {"group": name, "decision": None if d is None else decision_json(d)}
+        print(json.dumps({**line, "errors": errors}))
+    # 1: a query, a listing or an action this cycle decided failed (scripts can rely on it)
+    return 0 if ok and not failed else 1

@@ -1,5 +1,9 @@
 """HTTP endpoints: /metrics, /status, /healthz and /sd (Prometheus HTTP service discovery).
 
+`GET /` answers SimpleScaleVM's status document, `{"status": 1, "isMaster": true}`, to
+JSON clients (SimpleScaleVM's health checks: `Accept: application/json`, `*/*` or no
+Accept header); a browser (`text/html` preferred) gets the list of endpoints instead.
+
 The controller publishes immutable snapshots; handlers only read them, so a slow scrape
 never blocks a cycle and a cycle never blocks a scrape.
 """
@@ -32,6 +36,9 @@ class SharedState:
         self.last_success: float | None = None
         self.status: dict[str, Any] = {"groups": {}}
         self.sd: dict[str, list[dict[str, Any]]] = {"direct": [], "bridge": []}
+        # SimpleScaleVM's isMaster: this instance acts. Without high availability there
+        # is no standby, so always True; a leader election would set it.
+        self.is_master = True
 
     def publish(self, status: dict[str, Any], sd: dict[str, list[dict[str, Any]]]) -> None:
         with self.lock:
@@ -54,13 +61,42 @@ class SharedState:
             return now - ref <= 3 * self.interval
 
 
+def wants_json(accept: str | None) -> bool:
+    """True unless the client prefers HTML (a browser): no header, */* and JSON all count."""
+    if not accept or not accept.strip():
+        return True
+    best: tuple[float, str] = (-1.0, "")
+    for part in accept.split(","):
+        kind, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        # a tie goes to JSON: the order of equal types says nothing (RFC 9110)
+        if q > best[0] or (q == best[0] and kind in ("application/json", "*/*")):
+            best = (q, kind.lower())
+    return best[1] not in ("text/html", "application/xhtml+xml") or best[0] <= 0
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
         url = urlparse(self.path)
         state = self.server.state
-        if url.path == "/metrics":
+        if url.path == "/":
+            if wants_json(self.headers.get("Accept")):
+                with state.lock:
+                    master = state.is_master
+                self._json(200, {"status": 1, "isMaster": master})
+            else:
+                index = "\n".join(["autoscaler", *self.server.endpoints, ""]).encode()
+                self._send(200, index, "text/plain; charset=utf-8")
+        elif url.path == "/metrics":
             self._send(200, generate_latest(self.server.metrics.registry), CONTENT_TYPE_LATEST)
         elif url.path == "/healthz":
             ok = state.healthy(time.time())
@@ -97,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True
-    endpoints = ["/metrics", "/status", "/healthz", "/sd?via=direct|bridge"]
+    endpoints = ["/", "/metrics", "/status", "/healthz", "/sd?via=direct|bridge"]
 
     def __init__(self, address: tuple[str, int], metrics: Metrics, state: SharedState) -> None:
         super().__init__(address, _Handler)

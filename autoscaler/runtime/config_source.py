@@ -1,0 +1,59 @@
+"""Where the configuration comes from, the same way for `run`, `once` and `check`.
+
+1. a file: `--config FILE` (`check FILE`), else `$AUTOSCALER_CONFIG`;
+2. else the environment alone: SimpleScaleVM's variables describe one OpenStack group
+   (autoscaler/compat/simplescalevm.py). `check --env` asks for this one explicitly.
+
+SimpleScaleVM variables we do not support are warned about in both cases: a user moving
+from SimpleScaleVM may keep them in a `.env` file beside a configuration file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoscaler.compat.simplescalevm import (
+    config_from_env,
+    looks_like_simplescalevm,
+    unsupported_warnings,
+)
+from autoscaler.config import Config
+from autoscaler.providers.registry import load_config
+
+ENV_SOURCE = "SimpleScaleVM environment variables"
+NO_CONFIG = (
+    "no configuration: pass a configuration file (--config FILE; `check FILE`), set "
+    "AUTOSCALER_CONFIG, or set SimpleScaleVM's variables (REPLICA_CAPACITY, OPENSTACK_*, ...)"
+)
+
+
+class NoConfiguration(Exception):
+    """Neither a file nor SimpleScaleVM's variables were given."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    source: str  # the file, or ENV_SOURCE
+    warnings: tuple[str, ...]  # unsupported variables that are set, with what to use instead
+
+
+def describe(path: str | None, env: Mapping[str, str], *, env_only: bool = False) -> str:
+    """The source `load` would read, for messages (also when loading fails)."""
+    if env_only:
+        return ENV_SOURCE
+    return path or env.get("AUTOSCALER_CONFIG") or ENV_SOURCE
+
+
+def load(path: str | None, env: Mapping[str, str], *, env_only: bool = False) -> Loaded:
+    """The validated configuration; raises ConfigError, or NoConfiguration."""
+    warnings = tuple(unsupported_warnings(env))
+    if not env_only:
+        path = path or env.get("AUTOSCALER_CONFIG") or None
+        if path:
+            return Loaded(load_config(Path(path), env), path, warnings)
+    if env_only or looks_like_simplescalevm(env):
+        return Loaded(config_from_env(env), ENV_SOURCE, warnings)
+    raise NoConfiguration(NO_CONFIG)
