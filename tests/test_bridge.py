@@ -14,7 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.bridge import jsonpath
+from autoscaler.config import jsonpath
 from autoscaler.bridge import server as bridge
 from autoscaler.bridge.server import (
     Bridge,

@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from autoscaler.compat import scaleit
 from autoscaler.compat.simplescalevm import config_from_env, looks_like_simplescalevm
 from autoscaler.config import Config, ConfigError, redact_url
 from autoscaler.config.replica_api import sd_target
@@ -52,6 +53,10 @@ def load(args: argparse.Namespace) -> Config | None:
     try:
         if args.config:
             return load_config(Path(args.config), os.environ)
+        if scaleit.looks_like_scaleit(os.environ) and not looks_like_simplescalevm(os.environ):
+            source = "ScaleIt environment variables"
+            # A drop-in for ScaleIt: its six variables alone describe the app's group.
+            return scaleit.config_from_env(os.environ)
         if looks_like_simplescalevm(os.environ):
             # A drop-in for SimpleScaleVM: its variables alone describe one group.
             return config_from_env(os.environ)
@@ -60,7 +65,8 @@ def load(args: argparse.Namespace) -> Config | None:
         return None
     print(
         "error: no configuration: pass --config FILE, set AUTOSCALER_CONFIG, "
-        "or set SimpleScaleVM's variables (REPLICA_CAPACITY, OPENSTACK_*, ...)",
+        "or set SimpleScaleVM's variables (REPLICA_CAPACITY, OPENSTACK_*, ...) or "
+        "ScaleIt's (APP_SERVICE_URL, SCALE_METRIC, ..., or AUTOSCALER_COMPAT=scaleit)",
         file=sys.stderr,
     )
     return None
