@@ -61,14 +61,24 @@ def scaleit(
     model: ReplicaModel,
     target: float = 0.8,
     *,
-    interval: float = 60.0,
+    tolerance: float = 0.1,
+    interval: float = 5.0,
     max_replicas: int = 10_000,
 ) -> PolicySpec:
-    """ScaleIt: ceil(R * cpu / target) when |cpu / target - 1| > 0.1; no damping at all.
+    """ScaleIt: every 5 s (SCALE_RESOLUTION_TIME), ceil(R * cpu / target) when
+    |cpu - target| > tolerance (an absolute band: 0.8 +- 0.1 is [0.7, 0.9]), at least 1;
+    no damping at all.
 
     cpu is the mean utilization of the replicas that serve (booting ones report none).
     """
-    policy = TargetPolicyConfig(name="cpu", query=UTILIZATION_QUERY, target=target)
+    policy = TargetPolicyConfig(
+        name="cpu",
+        query=UTILIZATION_QUERY,
+        target=target,
+        tolerance_up=tolerance,
+        tolerance_down=tolerance,
+        tolerance_mode="absolute",
+    )
     group = _group(model, (policy,), max_replicas, scale_up=NO_DAMPING, scale_down=NO_DAMPING)
     return PolicySpec("scaleit", group, interval_seconds=interval, signal=Signal.UTILIZATION)
 
