@@ -70,7 +70,7 @@ class HttpOptions:
     set_method: str = "PUT"
     set_count_path: tuple[str, ...] = ("replicas",)
     headers: Mapping[str, str] = field(default_factory=dict)
-    success_codes: frozenset[int] | None = None  # None: any 2xx
+    success_codes: frozenset[int] | None = None  # of the set request; None: any 2xx
     timeout_seconds: float = 5.0
 
 
@@ -109,7 +109,7 @@ class HttpCountProvider(CountProvider):
         except requests.RequestException as e:
             self._failed("get", o.status_url)
             raise ProviderError(f"GET {endpoint(o.status_url)}: {_why(e)}") from None
-        if not self._success(answer.status_code):
+        if not 200 <= answer.status_code < 300:
             self._failed("get", o.status_url)
             raise ProviderError(f"GET {endpoint(o.status_url)}: {_status(answer)}")
         try:

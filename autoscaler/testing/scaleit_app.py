@@ -59,6 +59,7 @@ class ScaleItApp:
         self.lock = threading.Lock()
         self.random = random.Random(seed)
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) answered
+        self.headers: list[dict[str, str]] = []  # each request's headers, in order
         self.history: list[tuple[float, int]] = [(0.0, replicas)]  # (elapsed, replicas) set
         self.server = ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
@@ -125,6 +126,7 @@ class ScaleItApp:
                 self.wfile.write(body)
                 with app.lock:
                     app.requests.append((self.command, self.path, status))
+                    app.headers.append(dict(self.headers.items()))
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 if self.path != "/app/status":
