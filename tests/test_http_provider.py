@@ -15,6 +15,7 @@ from autoscaler.providers.base import ProviderError
 from autoscaler.providers.count_adapter import CountAsReplicas
 from autoscaler.providers.http import HttpCountProvider, HttpOptions, check_options
 from autoscaler.testing.scaleit_app import ScaleItApp, steps
+from tests.provider_conformance import BlackHole, CountProviderContract, Failure, Hung
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -259,3 +260,50 @@ def test_the_app_simulator_follows_its_load_curve() -> None:
         assert app.cpu() == 1.0  # capped at 1
         app.replicas = 8
         assert app.cpu() == pytest.approx(0.5)
+
+
+# --- the provider conformance suite (count-level part) ---------------------------------
+
+
+class TestHttpConformance(CountProviderContract):
+    """The count-level contract: read, set, read back by a new instance, timeouts, errors.
+
+    Skipped by the suite as not applicable to a count-level target: only ours listed,
+    delete these ids, adoption after a crash (the application owns its replicas)."""
+
+    start_count = 1
+    settle_seconds = 5.0
+
+    @pytest.fixture
+    def contract_backend(self) -> Iterator[ScaleItApp]:
+        with ScaleItApp(0.5, replicas=1) as a:
+            yield a
+
+    def make_provider(self, group: str) -> HttpCountProvider:
+        return provider(self.backend.url, headers={"Authorization": "Bearer t0ps3cr3t"})
+
+    def secrets(self) -> list[str]:
+        return ["t0ps3cr3t"]
+
+    def hung_calls(self, group: str) -> list[Hung]:
+        hole = BlackHole()
+        self.on_cleanup(hole.close)
+        p = provider(hole.url, timeout_seconds=0.5)
+        self.on_cleanup(p.close)
+        return [
+            Hung("read_count", p.read_count, 0.5),
+            Hung("set_count", lambda: p.set_count(3), 0.5),
+        ]
+
+    def failing_calls(self, group: str) -> list[Failure]:
+        failing = ScaleItApp(1.0, error_rate=1.0).start()
+        self.on_cleanup(failing.stop)
+        p = provider(failing.url, headers={"Authorization": "Bearer t0ps3cr3t"})
+        refused = self.make_provider(group)
+        self.on_cleanup(p.close)
+        self.on_cleanup(refused.close)
+        return [
+            Failure("status answered 503", p.read_count, "GET /app/status: HTTP 503"),
+            Failure("set answered 503", lambda: p.set_count(2), "PUT /app/replicas 2: HTTP 503"),
+            Failure("value refused", lambda: refused.set_count(0), "rejected: HTTP 400"),
+        ]
