@@ -7,6 +7,8 @@ scale in" is `scale_down: {enabled: false}` (failed replicas are still replaced)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
@@ -20,7 +22,9 @@ from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
 SIM_PROVIDER = ProviderConfig(type="simulated")
 UTILIZATION_QUERY = "sum(rate(requests_total[1m])) / (count(up) * per_replica)"  # documentation
 DEMAND_QUERY = "sum(rate(requests_total[1m]))"
-NO_DAMPING = ScalingBehavior()  # no cooldown, no stabilization, no step limit
+NO_DAMPING = ScalingBehavior()
+# Their own evaluation periods: HPA's sync period, ScaleIt's SCALE_RESOLUTION_TIME default.
+PERIODS = {"hpa": 15.0, "scaleit": 5.0}  # no cooldown, no stabilization, no step limit
 
 
 def _group(model: ReplicaModel, policies: tuple, max_replicas: int, **kw: object) -> GroupConfig:
@@ -153,7 +157,7 @@ def predictive(
     )
 
 
-BUILTIN = {
+BUILTIN: dict[str, Callable[..., PolicySpec]] = {
     "simplescalevm": simple_scale_vm,
     "scaleit": scaleit,
     "hpa": hpa,

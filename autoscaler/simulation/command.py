@@ -118,7 +118,7 @@ def _specs(args: argparse.Namespace, model: ReplicaModel) -> list[PolicySpec]:
             )
     for name in args.policy or ([] if specs else list(baselines.BUILTIN)):
         factory = baselines.BUILTIN[name]
-        interval = 15.0 if name == "hpa" else args.step
+        interval = baselines.PERIODS.get(name, args.step)
         specs.append(factory(model, args.target, interval=interval))
     return specs
 
