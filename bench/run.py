@@ -1,8 +1,8 @@
 """The policy benchmark: every trace in ../shared/traces through baselines, ours and the oracle.
 
 Each trace is scaled so that its peak needs PEAK_REPLICAS replicas at 100 % utilization;
-boot delay 2 minutes, evaluation every minute (the HPA baseline syncs every 15 s, its
-default). Prints one table and the replay speed. Run: `.venv/bin/python bench/run.py`.
+boot delay 2 minutes, evaluation every minute (the HPA baseline syncs every 15 s and
+ScaleIt every 5 s, their defaults). Prints one table and the replay speed. Run: `.venv/bin/python bench/run.py`.
 """
 
 from __future__ import annotations
