@@ -127,8 +127,9 @@ def test_scaleits_failure_series_exist_at_0_and_count_its_requests() -> None:
             assert "autoscaler_heartbeat_total 0.0" in text
             band = metrics.registry.get_sample_value
             edge = {"group": "scaleit", "policy": "cpu"}
-            assert band("autoscaler_policy_tolerance_band", {**edge, "edge": "lower"}) == pytest.approx(0.7)
-            assert band("autoscaler_policy_tolerance_band", {**edge, "edge": "upper"}) == pytest.approx(0.9)
+            name = "autoscaler_policy_tolerance_band"
+            assert band(name, {**edge, "edge": "lower"}) == pytest.approx(0.7)
+            assert band(name, {**edge, "edge": "upper"}) == pytest.approx(0.9)
             provider = controller.groups["scaleit"].provider
             with pytest.raises(Exception, match="HTTP 503"):
                 provider.list()
