@@ -91,3 +91,10 @@ def test_hpa_waits_300_s_before_scaling_down_and_limits_scale_up_per_15_s():
     assert all(c == high for c in counts[fall:stable_until])
     assert counts[-1] <= 4
     assert run.timeline.dt == 15
+
+
+def test_scaleit_replays_at_5_s_but_never_finer_than_the_trace():
+    assert baselines.period("scaleit", 1.0, 60.0) == 5.0
+    assert baselines.period("scaleit", 60.0, 60.0) == 60.0
+    assert baselines.period("hpa", 60.0, 60.0) == 15.0
+    assert baselines.period("reactive", 60.0, 30.0) == 30.0
