@@ -118,15 +118,15 @@ class ScaleItApp:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self, status: int, doc: Any = None) -> None:
                 body = b"" if doc is None else json.dumps(doc).encode()
+                with app.lock:  # recorded before answering: the client may look at once
+                    app.requests.append((self.command, self.path, status))
+                    app.headers.append(dict(self.headers.items()))
                 self.send_response(status)
                 if body:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                with app.lock:
-                    app.requests.append((self.command, self.path, status))
-                    app.headers.append(dict(self.headers.items()))
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 if self.path != "/app/status":
