@@ -44,8 +44,9 @@ def test_simplescalevm_still_replaces_failed_replicas():
 def test_scaleit_jumps_straight_to_ceil_r_cpu_over_target_without_damping():
     # 10 replicas at 100 % -> ceil(10 * 1.0 / 0.8) = 13 at once; a minute later the 3 new
     # ones still boot, cpu is still 1.0 -> ceil(13 / 0.8) = 17: nothing damps the overshoot
+    # (ScaleIt's rule at a 60 s period; its default 5 s overshoots further still)
     tr = seconds_trace(60, [10.0] * 4 + [2.0] * 4)
-    run = replay(tr, baselines.scaleit(MODEL), MODEL, initial=10)
+    run = replay(tr, baselines.scaleit(MODEL, interval=60.0), MODEL, initial=10)
     counts = healthy(run)
     assert counts[:2] == [13, 17]
     # demand falls to 2 in minute 4, seen at minute 5: straight to ceil(R * cpu / 0.8)
@@ -55,10 +56,21 @@ def test_scaleit_jumps_straight_to_ceil_r_cpu_over_target_without_damping():
 
 
 def test_scaleit_holds_inside_its_tolerance():
-    # cpu 0.85 / 0.8 = 1.06: within +-0.1, holds
+    # cpu 0.85: within 0.8 +- 0.1, holds
     tr = seconds_trace(60, [8.5] * 10)
-    run = replay(tr, baselines.scaleit(MODEL), MODEL, initial=10)
+    run = replay(tr, baselines.scaleit(MODEL, interval=60.0), MODEL, initial=10)
     assert healthy(run) == [10] * 10 and run.summary.created == 0
+
+
+def test_scaleit_band_is_absolute_and_its_period_5_s():
+    spec = baselines.scaleit(MODEL)
+    assert spec.interval_seconds == 5.0
+    # cpu 0.71: |0.71 - 0.8| = 0.09 <= 0.1 holds (a relative band, 0.71 / 0.8 = 0.89 < 0.9,
+    # would scale down); cpu 0.69 is outside and goes straight to ceil(10 * 0.69 / 0.8) = 9
+    tr = seconds_trace(5, [7.1] * 12)
+    assert healthy(replay(tr, spec, MODEL, initial=10)) == [10] * 12
+    tr = seconds_trace(5, [6.9] * 2)
+    assert healthy(replay(tr, spec, MODEL, initial=10))[0] == 9
 
 
 def test_hpa_waits_300_s_before_scaling_down_and_limits_scale_up_per_15_s():
@@ -79,3 +91,10 @@ def test_hpa_waits_300_s_before_scaling_down_and_limits_scale_up_per_15_s():
     assert all(c == high for c in counts[fall:stable_until])
     assert counts[-1] <= 4
     assert run.timeline.dt == 15
+
+
+def test_scaleit_replays_at_5_s_but_never_finer_than_the_trace():
+    assert baselines.period("scaleit", 1.0, 60.0) == 5.0
+    assert baselines.period("scaleit", 60.0, 60.0) == 60.0
+    assert baselines.period("hpa", 60.0, 60.0) == 15.0
+    assert baselines.period("reactive", 60.0, 30.0) == 30.0

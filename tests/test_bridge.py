@@ -14,7 +14,6 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from autoscaler.bridge import jsonpath
 from autoscaler.bridge import server as bridge
 from autoscaler.bridge.server import (
     Bridge,
@@ -24,6 +23,7 @@ from autoscaler.bridge.server import (
     parse_bool,
     replica_url,
 )
+from autoscaler.config import jsonpath
 
 RELEASE = threading.Event()  # lets slow handlers end at teardown
 

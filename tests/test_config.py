@@ -390,6 +390,14 @@ TARGET = {"type": "target", "query": "sum(x)", "target": 1}
         ({**TARGET, "tolerance": 1}, "tolerance: must be a number >= 0 and < 1 (got 1)"),
         ({**TARGET, "tolerance_down": -0.1}, "tolerance_down: must be a number >= 0 and < 1"),
         ({**TARGET, "tolerance_up": 1.5}, "tolerance_up: must be a number >= 0 and < 1"),
+        (
+            {**TARGET, "tolerance_mode": "abs"},
+            "policies[0].tolerance_mode: must be one of: relative, absolute",
+        ),
+        (
+            {**TARGET, "tolerance_mode": "absolute", "tolerance": -1},
+            "policies[0].tolerance: must be a number >= 0",
+        ),
         ({**TARGET, "query": ""}, "policies[0].query: must be a non-empty PromQL query"),
         ({"type": "target", "target": 1}, "policies[0].query: is required"),
         ({**TARGET, "min_available": 3}, "policies[0].min_available: unknown key"),
@@ -907,3 +915,15 @@ def test_replica_api_is_checked_by_the_bridge_rules():
     raw["groups"]["web"]["replica_api"] = "http://x"
     (err,) = errors_of(raw)
     assert "must be a mapping of protocol, port, path" in err
+
+
+def test_tolerance_mode_defaults_to_relative_and_absolute_takes_any_tolerance() -> None:
+    def parsed(**policy: object) -> TargetPolicyConfig:
+        doc = mutate(minimal(), "groups.web.policies", [{**TARGET, **policy}])
+        (p,) = parse_config(doc, {}).groups[0].policies
+        assert isinstance(p, TargetPolicyConfig)
+        return p
+
+    assert parsed().tolerance_mode == "relative"
+    p = parsed(tolerance_mode="absolute", tolerance=5)
+    assert (p.tolerance_mode, p.tolerance_up, p.tolerance_down) == ("absolute", 5, 5)

@@ -189,6 +189,39 @@ def test_target_separate_tolerances() -> None:
     assert _call(target.propose, pol, obs(four(), signals={"cpu": 50.0}), group()).desired == 2
 
 
+def _ten() -> list[Replica]:
+    return [rep(f"r{i}") for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("cpu", "desired", "code"),
+    [
+        (0.7, 10, "in_band"),  # 0.8 - 0.1 is 0.7000000000000001: the edge holds
+        (0.9, 10, "in_band"),  # 0.8 + 0.1 is 0.9000000000000001
+        (0.71, 10, "in_band"),  # a relative band (0.71 / 0.8 = 0.8875 < 0.9) would scale in
+        (0.69, 9, "target_below"),  # ceil(10 x 0.69 / 0.8) = ceil(8.625)
+        (0.91, 12, "target_above"),  # ceil(11.375)
+        (0.2, 3, "target_below"),
+    ],
+)
+def test_target_absolute_tolerance_is_scaleits_band(cpu: float, desired: int, code: str) -> None:
+    pol = TargetPolicyConfig("cpu", "q", 0.8, 0.1, 0.1, tolerance_mode="absolute")
+    p = _call(target.propose, pol, obs(_ten(), signals={"cpu": cpu}), group())
+    assert (p.desired, p.code) == (desired, code)
+    relative = TargetPolicyConfig("cpu", "q", 0.8, 0.1, 0.1)
+    if cpu == 0.71:
+        assert _call(target.propose, relative, obs(_ten(), signals={"cpu": cpu}), group()).code == (
+            "target_below"
+        )
+
+
+def test_target_absolute_tolerance_in_the_signals_units() -> None:
+    # latency target 200 ms +- 50 ms: tolerances above 1 are meaningful in this mode
+    pol = TargetPolicyConfig("ms", "q", 200.0, 50.0, 50.0, tolerance_mode="absolute")
+    assert _call(target.propose, pol, obs(four(), signals={"ms": 250.0}), group()).desired == 4
+    assert _call(target.propose, pol, obs(four(), signals={"ms": 300.0}), group()).desired == 6
+
+
 @pytest.mark.parametrize("bad", BAD_VALUES + [None])
 def test_target_bad_value_is_no_data_not_zero(bad: float | None) -> None:
     p = _call(target.propose, TGT, obs(four(), signals={"cpu": bad}), group())

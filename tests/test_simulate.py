@@ -118,12 +118,12 @@ def test_replay_is_deterministic_with_failures_and_forecasts():
 def test_replay_counts_cost_and_under_provisioning_exactly():
     # 3 minutes of demand 2.5 then 3 minutes of 0.5; ScaleIt starts with 4 replicas.
     tr = Trace("steps", 0.0, 60.0, (2.5, 2.5, 2.5, 0.5, 0.5, 0.5))
-    spec = baselines.scaleit(MODEL)
+    spec = baselines.scaleit(MODEL, interval=60.0)
     run = replay(tr, spec, MODEL, initial=4)
     tl = run.timeline
     assert tl.dt == 60
     # minute 0..3 at 4 replicas (utilization 0.625 -> ceil(4*0.625/0.8)=4... in band? no:
-    # 0.625/0.8 = 0.78 < 0.9 -> 4 * 0.78 = 3.125 -> 4: holds)
+    # 0.625 < 0.8 - 0.1 -> 4 * 0.625 / 0.8 = 3.125 -> 4: holds)
     assert tl.active[:4] == [4, 4, 4, 4]
     # minute 4 sees the mean of minute 3 (0.5): 4 * (0.125/0.8) -> 1 replica
     assert tl.active[4:] == [1, 1]
@@ -136,7 +136,7 @@ def test_replay_counts_cost_and_under_provisioning_exactly():
 
 def test_under_provisioning_while_new_replicas_boot():
     tr = Trace("jump", 0.0, 60.0, (1.0,) * 2 + (3.0,) * 8)
-    run = replay(tr, baselines.scaleit(MODEL), MODEL, initial=2)
+    run = replay(tr, baselines.scaleit(MODEL, interval=60.0), MODEL, initial=2)
     s = run.summary
     # the jump at minute 2 is seen at minute 3; replicas ordered then serve from minute 5
     assert s.under_minutes == 3

@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from urllib3.exceptions import ReadTimeoutError
 
-from autoscaler.bridge import jsonpath
+from autoscaler.config import jsonpath
 from autoscaler.config.replica_api import ReplicaApi, replica_url
 from autoscaler.runtime import logs
 

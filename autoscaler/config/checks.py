@@ -21,6 +21,7 @@ from autoscaler.config.schema import Config, PrometheusConfig
 from autoscaler.config.secrets import REDACTED, is_secret_key, redact_url
 from autoscaler.core.policies import REGISTRY
 from autoscaler.core.spec import (
+    TOLERANCE_MODES,
     GroupConfig,
     HeadroomPolicyConfig,
     PolicyConfig,
@@ -712,14 +713,18 @@ class Checker:
         elif kind == "predictive":
             values = self.predictive(raw, path)
         else:
+            mode = self.get(raw, "tolerance_mode", path, _Choice(TOLERANCE_MODES), "relative")
+            # relative: a share of the target, below 1; absolute: the signal's own units.
+            kind_ = _NON_NEGATIVE if mode == "absolute" else _TOLERANCE
             tolerance = self.get(
-                raw, "tolerance", path, _TOLERANCE, _default(TargetPolicyConfig, "tolerance_up")
+                raw, "tolerance", path, kind_, _default(TargetPolicyConfig, "tolerance_up")
             )
             values = {
                 "query": self.get(raw, "query", path, _Text(what="a non-empty PromQL query")),
                 "target": self.get(raw, "target", path, _POSITIVE),
-                "tolerance_up": self.get(raw, "tolerance_up", path, _TOLERANCE, tolerance),
-                "tolerance_down": self.get(raw, "tolerance_down", path, _TOLERANCE, tolerance),
+                "tolerance_up": self.get(raw, "tolerance_up", path, kind_, tolerance),
+                "tolerance_down": self.get(raw, "tolerance_down", path, kind_, tolerance),
+                "tolerance_mode": mode,
             }
         return kind, name, values
 

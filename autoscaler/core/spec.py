@@ -46,6 +46,9 @@ class TargetPolicyConfig:
     """desired = ceil(current * value / target) outside the tolerance band (ScaleIt, HPA).
 
     `query` is PromQL returning one series per group, identified by its `group` label.
+    `tolerance_mode` says what the tolerances measure: `relative` (HPA) holds inside
+    [target * (1 - down), target * (1 + up)]; `absolute` (ScaleIt) holds inside
+    [target - down, target + up], in the signal's own units (0.8 +- 0.1 is [0.7, 0.9]).
     """
 
     name: str
@@ -53,16 +56,14 @@ class TargetPolicyConfig:
     target: float
     tolerance_up: float = 0.1
     tolerance_down: float = 0.1
+    tolerance_mode: str = "relative"  # relative | absolute
     type: str = "target"
     reads_capacity: ClassVar[bool] = False
     signal: ClassVar[SignalKind] = SignalKind.INSTANT
 
     def setpoints(self) -> Mapping[str, float]:
-        return {
-            "target": self.target,
-            "lower": self.target * (1 - self.tolerance_down),
-            "upper": self.target * (1 + self.tolerance_up),
-        }
+        lower, upper = band_edges(self)
+        return {"target": self.target, "lower": lower, "upper": upper}
 
     def lookback_seconds(self) -> float:
         return 0.0
@@ -99,6 +100,17 @@ class PredictivePolicyConfig:
         """How far back the forecast looks from now: older points never change it."""
         seasonal = self.seasons * self.season_seconds + self.level_seconds if self.seasons else 0.0
         return max(self.level_seconds, self.trend_seconds, seasonal)
+
+
+TOLERANCE_MODES = ("relative", "absolute")
+
+
+def band_edges(policy: TargetPolicyConfig) -> tuple[float, float]:
+    """(lower, upper) signal values of a target policy's tolerance band."""
+    t, up, down = policy.target, policy.tolerance_up, policy.tolerance_down
+    if policy.tolerance_mode == "absolute":
+        return t - down, t + up
+    return t * (1 - down), t * (1 + up)
 
 
 PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig

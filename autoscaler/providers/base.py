@@ -20,11 +20,15 @@ implements them, so the controller never probes with `getattr`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from autoscaler.core.model import Replica
+
+# (method, endpoint) of a failed request, e.g. ("get", "/app/status"): ScaleIt's labels.
+RequestFailureHook = Callable[[str, str], None]
+RequestLabels = list[tuple[str, str]]  # every (method, endpoint) a provider reports
 
 
 class ProviderError(Exception):
@@ -63,6 +67,11 @@ class ReplicaProvider(ABC):
         """Optional (`reconciles_addresses`): keep external addresses on `healthy` replicas,
         off those in `removing`. The default does nothing."""
 
+    def report_request_failures(self, hook: RequestFailureHook) -> RequestLabels:
+        """Optional: call `hook(method, endpoint)` on each failed request from now on, and
+        return every (method, endpoint) pair, so their counters exist at 0. Default: none."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release clients and threads. Must not stop the replicas."""
 
@@ -80,9 +89,14 @@ class CountProvider(ABC):
     def set_count(self, count: int) -> ActionResult:
         """Ask the application to run `count` replicas."""
 
+    def report_request_failures(self, hook: RequestFailureHook) -> RequestLabels:
+        """As `ReplicaProvider.report_request_failures`."""
+        return []
+
     def close(self) -> None:  # noqa: B027
         """Release clients. Must not change the application."""
 
 
-# The controller drives replica-level targets; count-level ones are adapted to it.
+# The controller drives replica-level targets; count-level ones are adapted to it
+# (providers/count_adapter.py CountAsReplicas).
 Provider = ReplicaProvider

@@ -40,6 +40,7 @@ __all__ = [
 
 _PROVIDERS: dict[str, str] = {
     "docker": "autoscaler.providers.docker",
+    "http": "autoscaler.providers.http",
     "libvirt": "autoscaler.providers.libvirt",
     "local": "autoscaler.providers.local",
     "openstack": "autoscaler.providers.openstack.provider",

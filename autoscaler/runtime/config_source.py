@@ -2,7 +2,9 @@
 
 1. a file: `--config FILE` (`check FILE`), else `$AUTOSCALER_CONFIG`;
 2. else the environment alone: SimpleScaleVM's variables describe one OpenStack group
-   (autoscaler/compat/simplescalevm.py). `check --env` asks for this one explicitly.
+   (autoscaler/compat/simplescalevm.py), or ScaleIt's describe the app it scales
+   (autoscaler/compat/scaleit.py; SimpleScaleVM's win when both are set). `check --env`
+   asks for the environment explicitly.
 
 SimpleScaleVM variables we do not support are warned about in both cases: a user moving
 from SimpleScaleVM may keep them in a `.env` file beside a configuration file.
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoscaler.compat import scaleit
 from autoscaler.compat.simplescalevm import (
     config_from_env,
     looks_like_simplescalevm,
@@ -23,10 +26,16 @@ from autoscaler.config import Config
 from autoscaler.providers.registry import load_config
 
 ENV_SOURCE = "SimpleScaleVM environment variables"
+SCALEIT_SOURCE = "ScaleIt environment variables"
 NO_CONFIG = (
     "no configuration: pass a configuration file (--config FILE; `check FILE`), set "
-    "AUTOSCALER_CONFIG, or set SimpleScaleVM's variables (REPLICA_CAPACITY, OPENSTACK_*, ...)"
+    "AUTOSCALER_CONFIG, or set SimpleScaleVM's variables (REPLICA_CAPACITY, OPENSTACK_*, ...) "
+    "or ScaleIt's (APP_SERVICE_URL, SCALE_METRIC, ..., or AUTOSCALER_COMPAT=scaleit)"
 )
+
+
+def _scaleit(env: Mapping[str, str]) -> bool:
+    return scaleit.looks_like_scaleit(env) and not looks_like_simplescalevm(env)
 
 
 class NoConfiguration(Exception):
@@ -42,9 +51,9 @@ class Loaded:
 
 def describe(path: str | None, env: Mapping[str, str], *, env_only: bool = False) -> str:
     """The source `load` would read, for messages (also when loading fails)."""
-    if env_only:
-        return ENV_SOURCE
-    return path or env.get("AUTOSCALER_CONFIG") or ENV_SOURCE
+    if not env_only and (path or env.get("AUTOSCALER_CONFIG")):
+        return path or env["AUTOSCALER_CONFIG"]
+    return SCALEIT_SOURCE if _scaleit(env) else ENV_SOURCE
 
 
 def load(path: str | None, env: Mapping[str, str], *, env_only: bool = False) -> Loaded:
@@ -54,6 +63,9 @@ def load(path: str | None, env: Mapping[str, str], *, env_only: bool = False) ->
         path = path or env.get("AUTOSCALER_CONFIG") or None
         if path:
             return Loaded(load_config(Path(path), env), path, warnings)
+    if _scaleit(env):
+        # A drop-in for ScaleIt: its six variables alone describe the app's group.
+        return Loaded(scaleit.config_from_env(env), SCALEIT_SOURCE, warnings)
     if env_only or looks_like_simplescalevm(env):
         return Loaded(config_from_env(env), ENV_SOURCE, warnings)
     raise NoConfiguration(NO_CONFIG)

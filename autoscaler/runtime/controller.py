@@ -37,9 +37,7 @@ from autoscaler.core.model import (
     ReplicaState,
     usable,
 )
-from autoscaler.core.spec import (
-    GroupConfig,
-)
+from autoscaler.core.spec import GroupConfig
 from autoscaler.observe.prometheus import Invalid, PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
 from autoscaler.runtime.clock import as_clock
@@ -126,6 +124,18 @@ class Controller:
             for op in ("list", "create", "delete"):
                 metrics.failures.labels(op, f"provider:{g.name}")
             metrics.failures.labels("plan", f"group:{g.name}")
+        self._count_request_failures()
+
+    def _count_request_failures(self) -> None:
+        """Providers that name their requests (http: ScaleIt's `get /app/status`,
+        `put /app/replicas`) count each failed one under those labels, created at 0."""
+        for rt in self.groups.values():
+            hook = self._request_failed
+            for method, endpoint in rt.provider.report_request_failures(hook):
+                self.metrics.failures.labels(method, endpoint)
+
+    def _request_failed(self, method: str, endpoint: str) -> None:
+        self.metrics.failures.labels(method, endpoint).inc()
 
     # --- failure bookkeeping -------------------------------------------------------
     def _prometheus_failed(self, query: str, error: str) -> None:

@@ -101,7 +101,7 @@ def _model(args: argparse.Namespace, trace: Trace) -> ReplicaModel:
     return ReplicaModel(per, args.boot_delay, args.failure_rate, args.seed)
 
 
-def _specs(args: argparse.Namespace, model: ReplicaModel) -> list[PolicySpec]:
+def _specs(args: argparse.Namespace, model: ReplicaModel, trace_step: float) -> list[PolicySpec]:
     specs: list[PolicySpec] = []
     files = ([args.config] if args.config else []) + list(args.compare)
     for path in files:
@@ -118,7 +118,7 @@ def _specs(args: argparse.Namespace, model: ReplicaModel) -> list[PolicySpec]:
             )
     for name in args.policy or ([] if specs else list(baselines.BUILTIN)):
         factory = baselines.BUILTIN[name]
-        interval = 15.0 if name == "hpa" else args.step
+        interval = baselines.period(name, trace_step, args.step)
         specs.append(factory(model, args.target, interval=interval))
     return specs
 
@@ -126,7 +126,7 @@ def _specs(args: argparse.Namespace, model: ReplicaModel) -> list[PolicySpec]:
 def simulate(args: argparse.Namespace) -> tuple[list[Run], Run | None]:
     trace = _trace(args)
     model = _model(args, trace)
-    specs = _specs(args, model)
+    specs = _specs(args, model, trace.step)
     initial = args.initial if args.initial is not None else default_initial(trace, model)
     runs = [
         replay(trace, s, model, initial=initial, window_seconds=args.sensor_window) for s in specs

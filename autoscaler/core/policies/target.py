@@ -2,6 +2,9 @@
 
 Inside the band [target * (1 - tolerance_down), target * (1 + tolerance_up)] the count
 holds, edges included, up to float noise (0.72 / 0.8 is 0.8999999999999999: on the edge).
+With `tolerance_mode: absolute` (ScaleIt) the band is [target - tolerance_down,
+target + tolerance_up] in the signal's units, compared with the same noise margin
+(0.8 - 0.1 is 0.7000000000000001, and 0.7 is on the edge).
 """
 
 from __future__ import annotations
@@ -37,11 +40,22 @@ def propose(
         return Proposal(name, None, f"{name} {value:g} with 0 replicas: no ratio", Code.NO_DATA)
 
     ratio = value / policy.target  # may overflow to inf (1e308 / 0.5): no count then
-    band = f"{name} {value:g} / target {policy.target:g} = {ratio:.3g}"
-    if above(ratio, 1 + up):
-        verdict, code = f"> 1+{up:g}", Code.TARGET_ABOVE
-    elif below(ratio, 1 - down):
-        verdict, code = f"< 1-{down:g}", Code.TARGET_BELOW
+    if policy.tolerance_mode == "absolute":
+        band = f"{name} {value:g}, target {policy.target:g}"
+        scale = max(abs(value), abs(policy.target))
+        high, low = (
+            above(value, policy.target + up, scale),
+            below(value, policy.target - down, scale),
+        )
+        verdicts = (f"> {policy.target:g}+{up:g}", f"< {policy.target:g}-{down:g}")
+    else:
+        band = f"{name} {value:g} / target {policy.target:g} = {ratio:.3g}"
+        high, low = above(ratio, 1 + up), below(ratio, 1 - down)
+        verdicts = (f"> 1+{up:g}", f"< 1-{down:g}")
+    if high:
+        verdict, code = verdicts[0], Code.TARGET_ABOVE
+    elif low:
+        verdict, code = verdicts[1], Code.TARGET_BELOW
     else:
         reason = f"{band} within tolerance -> {current}"
         return Proposal(name, current, reason, Code.IN_BAND, signal=value)
