@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -42,6 +43,33 @@ class ActionResult:
     succeeded: list[str] = field(default_factory=list)  # replica ids created / deleted
     failed: list[tuple[str, str]] = field(default_factory=list)  # (replica id or "", error)
     quota_exceeded: str | None = None  # the quota's name, when a create hit a quota
+
+
+def delete_each(
+    replica_ids: Sequence[str],
+    delete_one: Callable[[str], str | None],
+    pool: Executor | None = None,
+) -> ActionResult:
+    """Delete replicas one by one in parallel (a few slow ones must not add up).
+
+    `delete_one` returns None on success (an already-gone replica included) or the error
+    text. Duplicates are deleted once. Without a `pool`, up to 8 run at a time.
+    """
+    result = ActionResult()
+    ids = list(dict.fromkeys(replica_ids))
+    if not ids:
+        return result
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=min(8, len(ids))) as own:
+            errors = list(own.map(delete_one, ids))
+    else:
+        errors = list(pool.map(delete_one, ids))
+    for rid, err in zip(ids, errors, strict=True):
+        if err is None:
+            result.succeeded.append(rid)
+        else:
+            result.failed.append((rid, err))
+    return result
 
 
 class ReplicaProvider(ABC):

@@ -43,7 +43,7 @@ from urllib.parse import urlparse
 from autoscaler.config import Config
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.spec import GroupConfig
-from autoscaler.providers.base import ActionResult, ProviderError, ReplicaProvider
+from autoscaler.providers.base import ActionResult, ProviderError, ReplicaProvider, delete_each
 
 log = logging.getLogger(__name__)
 
@@ -584,14 +584,7 @@ class DockerProvider(ReplicaProvider):
 
     # -- delete --------------------------------------------------------------------
     def delete(self, replica_ids: Sequence[str]) -> ActionResult:
-        result = ActionResult()
-        ids = list(dict.fromkeys(replica_ids))
-        for rid, err in zip(ids, self._pool.map(self._delete_one, ids), strict=True):
-            if err is None:
-                result.succeeded.append(rid)
-            else:
-                result.failed.append((rid, err))
-        return result
+        return delete_each(replica_ids, self._delete_one, self._pool)
 
     def _delete_one(self, rid: str) -> str | None:
         known = self._where.get(rid)

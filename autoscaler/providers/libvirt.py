@@ -29,7 +29,6 @@ import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +37,7 @@ from urllib.parse import urlsplit
 from autoscaler.config import Config
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.spec import GroupConfig
-from autoscaler.providers.base import ActionResult, ProviderError, ReplicaProvider
+from autoscaler.providers.base import ActionResult, ProviderError, ReplicaProvider, delete_each
 
 METADATA_NS = "urn:autoscaler:libvirt:1"
 METADATA_KEY = "as"  # the XML prefix libvirt writes for our namespace
@@ -688,18 +687,8 @@ class LibvirtProvider(ReplicaProvider):
     # ----- delete
 
     def delete(self, replica_ids: Sequence[str]) -> ActionResult:
-        result = ActionResult()
-        ids = list(dict.fromkeys(replica_ids))
-        if not ids:
-            return result
         # in parallel: each delete is bounded, but a few on a slow host must not add up
-        with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
-            for rid, err in zip(ids, pool.map(self._delete_one, ids), strict=True):
-                if err is None:
-                    result.succeeded.append(rid)
-                else:
-                    result.failed.append((rid, err))
-        return result
+        return delete_each(replica_ids, self._delete_one)
 
     def _delete_one(self, rid: str) -> str | None:
         prefix = f"{self.o.name_prefix}{self.group}-"

@@ -45,7 +45,7 @@ from typing import Any
 from autoscaler.config import Config
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.spec import GroupConfig
-from autoscaler.providers.base import ActionResult, ReplicaProvider
+from autoscaler.providers.base import ActionResult, ReplicaProvider, delete_each
 
 try:  # advisory lock between two autoscalers sharing a run_dir (Linux always has it)
     import fcntl
@@ -380,17 +380,7 @@ class LocalProvider(ReplicaProvider):
             return rid, None
 
     def delete(self, replica_ids: Sequence[str]) -> ActionResult:
-        result = ActionResult()
-        ids = list(dict.fromkeys(replica_ids))
-        if not ids:
-            return result
-        with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
-            for rid, err in zip(ids, pool.map(self._delete_one, ids), strict=True):
-                if err is None:
-                    result.succeeded.append(rid)
-                else:
-                    result.failed.append((rid, err))
-        return result
+        return delete_each(replica_ids, self._delete_one)
 
     def _delete_one(self, rid: str) -> str | None:
         if not VALID_ID.fullmatch(rid):
