@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 # name -> (module, add_arguments function, run function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -55,6 +56,14 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+def version() -> str:
+    """The installed package's version (the source tree's when not installed)."""
+    try:
+        return metadata.version("autoscaler")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `only`, just that subcommand's module is imported.
 
@@ -65,6 +74,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="autoscaler",
         description="Keeps groups of replicas at the right size from Prometheus data.",
     )
+    parser.add_argument("--version", action="version", version=f"autoscaler {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, add, run, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -86,3 +86,28 @@ def test_once_dry_run_prints_the_decision_and_touches_nothing(tmp_path: Path) ->
     assert line["group"] == "web" and d["dry_run"] is True
     assert (d["current"], d["desired"], d["create"]) == (0, 2, 2)
     assert not list(run_dir.rglob("*.json")), "dry run created a replica"
+
+
+def test_version_is_printed() -> None:
+    r = _run("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("autoscaler ")
+
+
+def test_the_file_may_be_given_as_an_argument_and_minus_config_says_what_to_type(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("interval_seconds: -1\n")
+    # as an argument, the file is read (and its errors reported) like --config FILE
+    r = _run("run", str(bad))
+    assert r.returncode == 2 and "interval_seconds" in r.stderr, r.stderr
+    r = _run("once", "--dry-run", str(bad))
+    assert r.returncode == 2 and "interval_seconds" in r.stderr, r.stderr
+    # `-config FILE` is argparse's `-c onfig FILE`: say exactly what to type instead
+    r = _run("run", "-config", str(bad))
+    assert r.returncode == 2
+    assert "--config FILE" in r.stderr, r.stderr
+    other = tmp_path / "other.yaml"
+    r = _run("run", "--config", str(other), str(bad))
+    assert r.returncode == 2 and "two configuration files" in r.stderr, r.stderr

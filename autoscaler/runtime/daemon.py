@@ -35,7 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-c",
         default=os.environ.get("AUTOSCALER_CONFIG"),
         help="YAML configuration file (default: $AUTOSCALER_CONFIG; without either, "
-        "SimpleScaleVM's environment variables describe one OpenStack group)",
+        "SimpleScaleVM's or ScaleIt's environment variables describe the group)",
+    )
+    parser.add_argument(
+        "config_file",
+        nargs="?",
+        metavar="CONFIG",
+        help="the configuration file, as an argument (the same as --config CONFIG)",
     )
 
 
@@ -46,12 +52,28 @@ def add_once_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def config_path(args: argparse.Namespace) -> str | None:
+    """The file named by `CONFIG` or `--config`; raises ValueError saying what to type."""
+    given = args.config_file
+    flag = args.config
+    if flag is not None and flag.startswith("onfig"):  # `-config F` reads as `-c onfig`
+        raise ValueError("`-config` is read as `-c onfig`: write --config FILE, or just FILE")
+    if given and flag and flag != os.environ.get("AUTOSCALER_CONFIG") and flag != given:
+        raise ValueError(f"two configuration files given ({given} and --config {flag}): pick one")
+    return given or flag
+
+
 def load(args: argparse.Namespace) -> Config | None:
     """The validated configuration, or None after printing every error (exit code 2)."""
     try:
-        return config_source.load(args.config, os.environ).config
+        path = config_path(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    try:
+        return config_source.load(path, os.environ).config
     except ConfigError as e:
-        source = config_source.describe(args.config, os.environ)
+        source = config_source.describe(path, os.environ)
         print(f"error: invalid configuration ({source}):\n{e}", file=sys.stderr)
     except config_source.NoConfiguration as e:
         print(f"error: {e}", file=sys.stderr)
