@@ -12,6 +12,7 @@ is gone.
 from __future__ import annotations
 
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -60,7 +61,8 @@ class Exporters:
                 continue
             live = {r["id"]: r["address"] for r in reps if r["state"] != "deleting"}
             for rid, addr in live.items():
-                if rid not in self.procs and addr:
+                dead = rid in self.procs and self.procs[rid].poll() is not None
+                if addr and (rid not in self.procs or dead):  # (re)start: a bind may fail
                     self.seen.add(rid)
                     host, port = addr.rsplit(":", 1)
                     self.procs[rid] = subprocess.Popen(
@@ -73,6 +75,21 @@ class Exporters:
                 p = self.procs.pop(rid)
                 p.kill()
                 p.wait(10)
+
+
+def _free_block(size: int = 20) -> int:
+    """The first port of `size` consecutive free loopback ports, below Linux's ephemeral
+    range (32768-60999), so no client socket of the suite takes one meanwhile."""
+    for _ in range(200):
+        first = random.randrange(20000, 32000 - size, size)
+        try:
+            for port in range(first, first + size):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError("no block of free ports")
 
 
 def _group(tmp: Path, first_port: int) -> dict[str, Any]:
@@ -108,7 +125,7 @@ def _reporting(s: Stack, name: str, n: int) -> bool:
 
 def test_daemon_scales_libvirt_domains_up_on_load_and_back_down(tmp_path: Path) -> None:
     name = "vm"
-    first_port = random.randrange(30000, 60000, 20)
+    first_port = _free_block()
     stack = Stack(groups={name: _group(tmp_path, first_port)})
     with stack as s, Exporters(s, name) as ex:
         s.wait("the first domain reporting", lambda: _reporting(s, name, 1), 60)
