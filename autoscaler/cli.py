@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 # name -> (module, add_arguments function, run function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "run": ("autoscaler.runtime.daemon", "add_arguments", "run", "run the autoscaler daemon"),
+    "run": ("autoscaler.runtime.daemon", "add_run_arguments", "run", "run the autoscaler daemon"),
     "check": (
         "autoscaler.runtime.check_command",
         "add_arguments",

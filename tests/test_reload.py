@@ -194,3 +194,13 @@ def test_sighup_applies_a_good_file_and_rejects_a_bad_one() -> None:
         assert sorted(s.status()["groups"]) == ["keep", "new"]
         assert "invalid configuration" in s.log_text()
         assert all(_alive(p) for p in pids)
+
+
+def test_watch_config_reloads_when_the_file_changes() -> None:
+    s = Stack()
+    s.run_args = ["--watch-config", "0.5"]
+    with s:
+        s.wait("started", lambda: s.metric("autoscaler_max_replicas", {"group": "web"}) == 6)
+        _write(s, {"web": local_group(s.run_dir, max=4)})
+        s.wait("reloaded", lambda: s.metric("autoscaler_max_replicas", {"group": "web"}) == 4)
+        assert s.metric("autoscaler_config_last_reload_successful") == 1

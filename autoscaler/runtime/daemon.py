@@ -39,6 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
+    parser.add_argument(
+        "--watch-config",
+        type=float,
+        nargs="?",
+        const=5.0,
+        default=None,
+        metavar="SECONDS",
+        help="also reload when the configuration file's content changes, checked every "
+        "SECONDS (default 5); SIGHUP reloads in any case",
+    )
+
+
 def add_once_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
     parser.add_argument(
@@ -134,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGHUP, request_reload)
+    watched = config_source.describe(args.config, os.environ)
+    every = getattr(args, "watch_config", None)
+    if every is not None and (args.config or os.environ.get("AUTOSCALER_CONFIG")):
+        reload.watch(watched, max(0.5, every), reload_requested, stop)
     log.info(
         "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s, "
         "planner memory in %s",

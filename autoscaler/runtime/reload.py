@@ -11,8 +11,10 @@ running value until a restart, with a warning.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -110,3 +112,32 @@ def reload(
         ", ".join(changes["changed"]) or "none",
     )
     return True
+
+
+def _fingerprint(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None  # missing for a moment (an editor's rename): a reload would reject it
+
+
+def watch(
+    path: str, every: float, request: threading.Event, stop: threading.Event
+) -> threading.Thread:
+    """`--watch-config`: request a reload when the file's content changes (its hash, not
+    its mtime: a touch alone does not reload, an edit within the mtime's resolution does)."""
+
+    def loop() -> None:
+        last = _fingerprint(path)
+        while not stop.wait(every):
+            now = _fingerprint(path)
+            if now is not None and last is not None and now != last:
+                log.info("configuration file %s changed: reloading after this cycle", path)
+                request.set()
+            if now is not None:
+                last = now
+
+    thread = threading.Thread(target=loop, name="watch-config", daemon=True)
+    thread.start()
+    return thread
