@@ -101,6 +101,7 @@ def reload(
         mark(controller, False)
         return False
     mark(controller, True)
+    logging.getLogger().setLevel(new.log_level.upper())
     log.info(
         "configuration reloaded from %s: %d group(s) %s; added %s, removed %s (replicas left "
         "running), changed %s",
