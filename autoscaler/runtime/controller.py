@@ -634,7 +634,10 @@ class Controller:
                 if reload is not None and on_reload is not None and reload.is_set():
                     if not self.busy():
                         reload.clear()
-                        on_reload()
+                        try:
+                            on_reload()
+                        except Exception:  # noqa: BLE001 - a reload bug must not stop scaling
+                            log.exception("reload failed unexpectedly; configuration unchanged")
                         continue
                 if left <= 0:
                     break

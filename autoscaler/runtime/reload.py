@@ -76,7 +76,7 @@ def reload(
         log.error("reload rejected, keeping the running configuration: %s", message)
         mark(controller, False)
         return False
-    except (config_source.NoConfiguration, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - NoConfiguration, OSError, a loader bug: all reject
         log.error("reload rejected, keeping the running configuration: %s", e)
         mark(controller, False)
         return False
