@@ -641,7 +641,7 @@ class Controller:
                         continue
                 if left <= 0:
                     break
-                # Short waits only while a reload may come: SIGHUP cannot wake an Event.
+                # SIGHUP sets `reload`, not `stop`, so waiting on `stop` alone would not see it.
                 stop.wait(left if reload is None else min(left, 0.2))
 
     def close(self) -> None:
