@@ -14,7 +14,7 @@ from importlib import metadata
 
 # name -> (module, add_arguments function, run function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "run": ("autoscaler.runtime.daemon", "add_arguments", "run", "run the autoscaler daemon"),
+    "run": ("autoscaler.runtime.daemon", "add_run_arguments", "run", "run the autoscaler daemon"),
     "check": (
         "autoscaler.runtime.check_command",
         "add_arguments",

@@ -101,30 +101,34 @@ class Controller:
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(self.groups))))
         metrics.interval.set(config.interval_seconds)
         for g in config.groups:
-            metrics.min_replicas.labels(g.name).set(g.min)
-            metrics.max_replicas.labels(g.name).set(g.max)
-            metrics.warmup.labels(g.name).set(g.warmup_seconds)
-            metrics.group_info.labels(g.name, g.provider.type, str(g.dry_run).lower()).set(1)
-            for p in g.policies:
-                points = p.setpoints()  # what each policy's settings show as gauges
-                if "min_available" in points:
-                    metrics.min_available.labels(g.name).set(points["min_available"])
-                if "target" in points:
-                    metrics.policy_target.labels(g.name, p.name).set(points["target"])
-                for edge in ("lower", "upper"):
-                    if edge in points:
-                        metrics.policy_band.labels(g.name, p.name, edge).set(points[edge])
+            self._export_static(g)
         # Counters exist at 0 from the start, so increase() sees the first failure and the
         # failure panels and alerts have a series to read while all is well.
         metrics.failures.labels("query", "prometheus")
         metrics.failures.labels("cycle", "autoscaler")
         if memory is not None:
             metrics.failures.labels("save", "planner_memory")
-        for g in config.groups:
-            for op in ("list", "create", "delete"):
-                metrics.failures.labels(op, f"provider:{g.name}")
-            metrics.failures.labels("plan", f"group:{g.name}")
         self._count_request_failures()
+
+    def _export_static(self, g: GroupConfig) -> None:
+        """A group's configured values as gauges, and its failure counters at 0."""
+        metrics = self.metrics
+        metrics.min_replicas.labels(g.name).set(g.min)
+        metrics.max_replicas.labels(g.name).set(g.max)
+        metrics.warmup.labels(g.name).set(g.warmup_seconds)
+        metrics.group_info.labels(g.name, g.provider.type, str(g.dry_run).lower()).set(1)
+        for p in g.policies:
+            points = p.setpoints()  # what each policy's settings show as gauges
+            if "min_available" in points:
+                metrics.min_available.labels(g.name).set(points["min_available"])
+            if "target" in points:
+                metrics.policy_target.labels(g.name, p.name).set(points["target"])
+            for edge in ("lower", "upper"):
+                if edge in points:
+                    metrics.policy_band.labels(g.name, p.name, edge).set(points[edge])
+        for op in ("list", "create", "delete"):
+            metrics.failures.labels(op, f"provider:{g.name}")
+        metrics.failures.labels("plan", f"group:{g.name}")
 
     def _count_request_failures(self) -> None:
         """Providers that name their requests (http: ScaleIt's `get /app/status`,
@@ -541,11 +545,83 @@ class Controller:
                     sd["direct"].append({"targets": [r.address], "labels": labels})
         return sd
 
+    # --- reload ----------------------------------------------------------------------
+    def busy(self) -> bool:
+        """An action from an earlier cycle is still running (a reload waits for it)."""
+        return any(rt.acting is not None and not rt.acting.done() for rt in self.groups.values())
+
+    def apply_config(
+        self, config: Config, build: Callable[[GroupConfig], Provider]
+    ) -> dict[str, list[str]]:
+        """Switch to a new, validated configuration between cycles.
+
+        New groups get a provider from `build`; a changed group gets a new provider but
+        keeps its planner memory; a removed group's provider is closed, its series are
+        dropped, and its replicas are left running. Every provider is built before anything
+        changes, so a `build` that raises leaves the running configuration whole.
+        Returns the group names {"added": [...], "removed": [...], "changed": [...]}.
+        """
+        old = {name: rt.cfg for name, rt in self.groups.items()}
+        new = {g.name: g for g in config.groups}
+        added = [n for n in new if n not in old]
+        removed = [n for n in old if n not in new]
+        changed = [n for n in new if n in old and new[n] != old[n]]
+        built: dict[str, Provider] = {}
+        try:
+            for name in added + changed:
+                built[name] = build(new[name])
+        except BaseException:
+            for n, p in built.items():
+                _close(p, n)
+            raise
+        for name in removed:
+            rt = self.groups.pop(name)
+            _close(rt.provider, name)
+            self.metrics.remove_group(name)
+            with self.failures.lock:  # forgotten, not "recovered": the group is gone
+                for key in [k for k in self.failures.active if k.group == name]:
+                    del self.failures.active[key]
+        for name in changed:
+            rt = self.groups[name]
+            _close(rt.provider, name)
+            self.metrics.remove_group(name)  # labels (policies, provider) may differ now
+            # Same object: the planner memory (state), replicas and last decision stay.
+            rt.cfg, rt.provider, rt.logged = new[name], built[name], None
+        for name in added:
+            self.groups[name] = GroupRuntime(new[name], built[name])
+        self.groups = {n: self.groups[n] for n in new}  # the file's order
+        horizons = getattr(self.memory, "horizons", None)
+        if isinstance(horizons, dict):
+            horizons.update({n: planner.memory_horizon(new[n]) for n in added + changed})
+        if _reader_settings(config) != _reader_settings(self.config):
+            self.reader.close()
+            self.reader = PrometheusReader(
+                config, on_failure=self._prometheus_failed, on_invalid=self._invalid_sample
+            )
+        self.config = config
+        self.shared.interval = config.interval_seconds
+        self.metrics.interval.set(config.interval_seconds)
+        for name in added + changed:
+            self._export_static(new[name])
+        self._count_request_failures()
+        if len(self.groups) > self.pool._max_workers:  # noqa: SLF001
+            old_pool, self.pool = self.pool, ThreadPoolExecutor(min(8, len(self.groups)))
+            old_pool.shutdown(wait=False)  # idle: reloads wait until no action runs
+        return {"added": added, "removed": removed, "changed": changed}
+
     # --- the loop ------------------------------------------------------------------
-    def run(self, stop: threading.Event) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        reload: threading.Event | None = None,
+        on_reload: Callable[[], object] | None = None,
+    ) -> None:
         """Cycle every interval until `stop` is set; a stop request interrupts the
-        cycle's Prometheus queries (an action already started runs to its end)."""
-        interval = self.config.interval_seconds
+        cycle's Prometheus queries (an action already started runs to its end).
+
+        `reload`, once set (by SIGHUP), has `on_reload` called between two cycles, never
+        during one, and once no earlier action is still running; the interval's pace is kept.
+        """
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -553,7 +629,20 @@ class Controller:
             except Exception:  # noqa: BLE001 - the loop must survive its own bugs too
                 self.metrics.failures.labels("cycle", "autoscaler").inc()
                 log.exception("cycle failed unexpectedly; continuing")
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            while not stop.is_set():
+                left = self.config.interval_seconds - (time.monotonic() - started)
+                if reload is not None and on_reload is not None and reload.is_set():
+                    if not self.busy():
+                        reload.clear()
+                        try:
+                            on_reload()
+                        except Exception:  # noqa: BLE001 - a reload bug must not stop scaling
+                            log.exception("reload failed unexpectedly; configuration unchanged")
+                        continue
+                if left <= 0:
+                    break
+                # SIGHUP sets `reload`, not `stop`, so waiting on `stop` alone would not see it.
+                stop.wait(left if reload is None else min(left, 0.2))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -562,6 +651,25 @@ class Controller:
                 rt.provider.close()
             except Exception as e:  # noqa: BLE001 - closing must not mask the shutdown
                 log.warning("closing provider of %s: %s", rt.cfg.name, e)
+
+
+def _close(provider: Provider, group: str) -> None:
+    try:
+        provider.close()
+    except Exception as e:  # noqa: BLE001 - closing must not stop a reload or a shutdown
+        log.warning("closing provider of %s: %s", group, e)
+
+
+def _reader_settings(config: Config) -> tuple[object, ...]:
+    """What the Prometheus reader is built from: unchanged, it (and its history) is kept."""
+    return (
+        config.prometheus,
+        config.capacity_metric,
+        config.termination_metric,
+        config.group_label,
+        config.replica_label,
+        config.interval_seconds,
+    )
 
 
 def _describe(e: Exception) -> str:

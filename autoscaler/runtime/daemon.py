@@ -19,7 +19,7 @@ from autoscaler.config import Config, ConfigError, redact_url
 from autoscaler.config.replica_api import sd_target
 from autoscaler.providers.base import Provider, ProviderError
 from autoscaler.providers.registry import build_provider
-from autoscaler.runtime import config_source, logs
+from autoscaler.runtime import config_source, logs, reload
 from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
@@ -42,6 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         metavar="CONFIG",
         help="the configuration file, as an argument (the same as --config CONFIG)",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
+    parser.add_argument(
+        "--watch-config",
+        type=float,
+        nargs="?",
+        const=5.0,
+        default=None,
+        metavar="SECONDS",
+        help="also reload when the configuration file's content changes, checked every "
+        "SECONDS (default 5); SIGHUP reloads in any case",
     )
 
 
@@ -139,15 +153,27 @@ def run(args: argparse.Namespace) -> int:
     controller = Controller(
         config, providers, metrics, shared, bridge_target=sd_target, clock=clock, memory=memory
     )
+    reload.mark(controller, True)  # the configuration loaded at start is the last good one
     stop = threading.Event()
+    reload_requested = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
         # A query in progress is abandoned at once; provider calls already started finish.
         log.info("%s received: stopping", signal.Signals(signum).name)
         stop.set()
 
+    def request_reload(_signum: int, _frame: object) -> None:
+        # Only a flag: the loop reloads between two cycles, never in the middle of one.
+        log.info("SIGHUP received: reloading the configuration after this cycle")
+        reload_requested.set()
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, request_reload)
+    watched = config_source.describe(args.config, os.environ)
+    every = getattr(args, "watch_config", None)
+    if every is not None and (args.config or os.environ.get("AUTOSCALER_CONFIG")):
+        reload.watch(watched, max(0.5, every), reload_requested, stop)
     log.info(
         "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s, "
         "planner memory in %s",
@@ -159,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         memory.path,
     )
     try:
-        controller.run(stop)
+        controller.run(stop, reload_requested, lambda: reload.reload(args.config, controller))
     finally:
         controller.close()
         stop_server()

@@ -9,6 +9,7 @@ several controllers in one process never collide.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 REPLICA_STATES = ("building", "active", "failed", "deleting", "terminating")
 
@@ -129,9 +130,32 @@ class Metrics:
             ["group", "signal", "reason"],
             registry=r,
         )
+        # Named as Prometheus and Alertmanager name theirs, so the same alerts apply.
+        self.reload_ok = Gauge(
+            "autoscaler_config_last_reload_successful",
+            "Whether the last configuration load (start or SIGHUP) succeeded (1) or not (0).",
+            registry=r,
+        )
+        self.reload_time = Gauge(
+            "autoscaler_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load.",
+            registry=r,
+        )
         self.quota_exceeded = Counter(
             "autoscaler_quota_exceeded",
             "Creates refused by a provider quota.",
             ["group", "quota"],
             registry=r,
         )
+
+    def remove_group(self, group: str) -> None:
+        """Drop every series of a group (a group removed by a reload is no longer exported)."""
+        endpoints = {f"provider:{group}", f"group:{group}"}
+        for metric in vars(self).values():
+            names = getattr(metric, "_labelnames", ())
+            if not isinstance(metric, MetricWrapperBase) or not names:
+                continue
+            for labels in list(getattr(metric, "_metrics", {})):
+                by_name = dict(zip(names, labels, strict=True))
+                if by_name.get("group") == group or by_name.get("endpoint") in endpoints:
+                    metric.remove(*labels)

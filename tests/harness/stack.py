@@ -78,6 +78,7 @@ class Stack:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.dir / "autoscaler.log"
         self.env = dict(os.environ)
+        self.run_args: list[str] = []  # more `autoscaler run` options (--watch-config 1)
 
     # --- processes ------------------------------------------------------------------
     def start(self) -> Stack:
@@ -88,7 +89,15 @@ class Stack:
     def start_autoscaler(self) -> None:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autoscaler", "run", "--config", str(self.config_path)],
+            [
+                sys.executable,
+                "-m",
+                "autoscaler",
+                "run",
+                "--config",
+                str(self.config_path),
+                *self.run_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
