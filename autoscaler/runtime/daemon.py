@@ -68,7 +68,7 @@ def add_once_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_path(args: argparse.Namespace) -> str | None:
     """The file named by `CONFIG` or `--config`; raises ValueError saying what to type."""
-    given = args.config_file
+    given = getattr(args, "config_file", None)  # absent in Namespaces built by hand
     flag = args.config
     if flag is not None and flag.startswith("onfig"):  # `-config F` reads as `-c onfig`
         raise ValueError("`-config` is read as `-c onfig`: write --config FILE, or just FILE")
