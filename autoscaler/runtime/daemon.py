@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     config, providers = prepared
     metrics = Metrics()
-    shared = SharedState(config.interval_seconds)
+    clock = SystemClock()
+    shared = SharedState(config.interval_seconds, clock)
     try:
         _, stop_server = serve(config.listen, metrics, shared)
     except OSError as e:
@@ -134,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
         for p in providers.values():
             p.close()
         return 2
-    clock = SystemClock()
     memory = open_store(config, clock)
     controller = Controller(
         config, providers, metrics, shared, bridge_target=sd_target, clock=clock, memory=memory
