@@ -4,7 +4,8 @@ Level-triggered: each cycle lists the replicas from the provider and decides fro
 scratch. The planner's short memory (stabilization window, last accepted action per
 direction) is saved every cycle to a store (runtime/state_store.py), so a restart keeps
 it; without a usable one, `initial_state` re-seeds it from replica ages.
-Intervals are measured on the monotonic clock; wall time is for observations and export.
+Intervals and replica ages (runtime/replica_ages.py) are measured on the monotonic clock;
+wall time is for observations and export.
 The loop never dies on an exception: every failure is counted, logged once, and the
 next cycle tries again. Failures are isolated per group: one group's provider or
 planning failure holds that group only; every other group still decides and acts.
