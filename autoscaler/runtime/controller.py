@@ -4,7 +4,8 @@ Level-triggered: each cycle lists the replicas from the provider and decides fro
 scratch. The planner's short memory (stabilization window, last accepted action per
 direction) is saved every cycle to a store (runtime/state_store.py), so a restart keeps
 it; without a usable one, `initial_state` re-seeds it from replica ages.
-Intervals are measured on the monotonic clock; wall time is for observations and export.
+Intervals and replica ages (runtime/replica_ages.py) are measured on the monotonic clock;
+wall time is for observations and export.
 The loop never dies on an exception: every failure is counted, logged once, and the
 next cycle tries again. Failures are isolated per group: one group's provider or
 planning failure holds that group only; every other group still decides and acts.
@@ -44,6 +45,7 @@ from autoscaler.runtime.clock import as_clock
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.logs import FailureKey, FailureLog
 from autoscaler.runtime.metrics import REPLICA_STATES, Metrics
+from autoscaler.runtime.replica_ages import ReplicaAges
 from autoscaler.runtime.state_store import PlannerMemoryStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class GroupRuntime:
     # What went wrong with the actions decided this cycle ("create: No Flavor found"):
     # reset when the cycle decides, so `autoscaler once` can fail on it.
     action_errors: list[str] = field(default_factory=list)
+    # Ages on the monotonic clock from first sight: warm-up immune to wall-clock steps.
+    ages: ReplicaAges = field(default_factory=ReplicaAges)
 
 
 class Controller:
@@ -204,6 +208,7 @@ class Controller:
             replicas = self._provider_call(rt, "list", rt.provider.list)
             if replicas is not None:
                 self.metrics.provider_requests.labels(name, "list", "ok").inc()
+                replicas = rt.ages.rebase(replicas, at)
                 rt.replicas = replicas
                 listed[name] = replicas
                 if rt.state is None:
@@ -255,6 +260,8 @@ class Controller:
             # Success is about the dependencies (every query and listing). A group whose
             # planning fails is counted and shown in /status but does not fail /healthz:
             # a restart would not fix its data, and would interrupt every other group.
+            # The gauge is a wall stamp for dashboards (time() - it); /healthz judges
+            # staleness on its own monotonic clock, which a wall-clock step cannot move.
             self.metrics.last_success.set(wall)
             self.shared.mark_success(wall)
         with self._sd_lock:
@@ -399,7 +406,8 @@ class Controller:
         if replicas is None:
             return  # counted and logged; the next cycle's listing publishes them
         self.metrics.provider_requests.labels(rt.cfg.name, "list", "ok").inc()
-        rt.replicas = replicas
+        # Seen right after creation: their age starts now, whatever the wall clock does.
+        rt.replicas = rt.ages.rebase(replicas, read(self.clock))
         with self._sd_lock:
             self.shared.publish_sd(self._sd())
 

@@ -24,7 +24,8 @@ from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
-from autoscaler.runtime.state_store import open_store
+from autoscaler.runtime.state_lock import StateDirLocked, StateLock, acquire
+from autoscaler.runtime.state_store import open_store, state_dir
 
 log = logging.getLogger("autoscaler")
 
@@ -134,13 +135,36 @@ def _prepare(
     return None if providers is None else (config, providers)
 
 
+def _lock(config: Config, providers: dict[str, Provider]) -> StateLock | None:
+    """The state directory's lock, or None after saying who holds it (exit code 2)."""
+    try:
+        return acquire(state_dir(config))
+    except (StateDirLocked, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        for p in providers.values():
+            p.close()
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     if prepared is None:
         return 2
     config, providers = prepared
+    # Before listening: a second instance says why it refuses, not "address in use".
+    lock = _lock(config, providers)
+    if lock is None:
+        return 2
+    try:
+        return _run(config, providers)
+    finally:
+        lock.release()
+
+
+def _run(config: Config, providers: dict[str, Provider]) -> int:
     metrics = Metrics()
-    shared = SharedState(config.interval_seconds)
+    clock = SystemClock()
+    shared = SharedState(config.interval_seconds, clock)
     try:
         _, stop_server = serve(config.listen, metrics, shared)
     except OSError as e:
@@ -148,7 +172,6 @@ def run(args: argparse.Namespace) -> int:
         for p in providers.values():
             p.close()
         return 2
-    clock = SystemClock()
     memory = open_store(config, clock)
     controller = Controller(
         config, providers, metrics, shared, bridge_target=sd_target, clock=clock, memory=memory
@@ -199,6 +222,18 @@ def once(args: argparse.Namespace) -> int:
     if prepared is None:
         return 2
     config, providers = prepared
+    # Acting beside a running daemon is what the lock forbids; a dry run only reads.
+    lock = None if args.dry_run else _lock(config, providers)
+    if lock is None and not args.dry_run:
+        return 2
+    try:
+        return _once(config, providers)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _once(config: Config, providers: dict[str, Provider]) -> int:
     clock = SystemClock()
     controller = Controller(
         config,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +20,8 @@ from urllib.parse import parse_qs, urlparse
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from autoscaler.core.clock import Clock
+from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,16 @@ log = logging.getLogger(__name__)
 class SharedState:
     """What the controller last published, read by the HTTP handlers."""
 
-    def __init__(self, interval_seconds: float) -> None:
+    def __init__(self, interval_seconds: float, clock: Clock | None = None) -> None:
         self.lock = threading.Lock()
         self.interval = interval_seconds
-        self.started = time.time()
+        # Staleness is an interval: measured on the monotonic clock, so a wall-clock step
+        # (back 1 h) can neither keep /healthz at 200 nor fail it. `last_success` (wall)
+        # is only shown.
+        self.clock: Clock = clock or SystemClock()
+        self.started = self.clock.monotonic()
         self.last_success: float | None = None
+        self._last_success_mono: float | None = None
         self.status: dict[str, Any] = {"groups": {}}
         self.sd: dict[str, list[dict[str, Any]]] = {"direct": [], "bridge": []}
         # SimpleScaleVM's isMaster: this instance acts. Without high availability there
@@ -50,15 +56,21 @@ class SharedState:
         with self.lock:
             self.sd = sd
 
-    def mark_success(self, at: float) -> None:
+    def mark_success(self, at: float, monotonic: float | None = None) -> None:
+        """A cycle succeeded: `at` (wall) for display, `monotonic` for staleness."""
         with self.lock:
             self.last_success = at
+            self._last_success_mono = self.clock.monotonic() if monotonic is None else monotonic
 
-    def healthy(self, now: float) -> bool:
-        """Unhealthy once no cycle has succeeded for 3 intervals (grace from start-up too)."""
+    def healthy(self, now: float | None = None) -> bool:
+        """Unhealthy once no cycle has succeeded for 3 intervals (grace from start-up too).
+
+        `now` is on the monotonic timeline of `clock` (default: read it).
+        """
+        now = self.clock.monotonic() if now is None else now
         with self.lock:
-            ref = self.last_success if self.last_success is not None else self.started
-            return now - ref <= 3 * self.interval
+            ref = self._last_success_mono
+            return now - (self.started if ref is None else ref) <= 3 * self.interval
 
 
 def wants_json(accept: str | None) -> bool:
@@ -99,12 +111,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/metrics":
             self._send(200, generate_latest(self.server.metrics.registry), CONTENT_TYPE_LATEST)
         elif url.path == "/healthz":
-            ok = state.healthy(time.time())
+            ok = state.healthy()
             self._json(200 if ok else 503, {"healthy": ok, "last_success": state.last_success})
         elif url.path == "/status":
             with state.lock:
                 body = dict(state.status)
-            body["healthy"] = state.healthy(time.time())
+            body["healthy"] = state.healthy()
             body["last_success"] = state.last_success
             self._json(200, body)
         elif url.path == "/sd":

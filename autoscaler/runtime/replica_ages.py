@@ -1,0 +1,47 @@
+"""Replica ages that a wall-clock step cannot move.
+
+A provider stamps `created_at` with a wall clock, and warm-up compares it with the
+observation's wall time: set the clock back 1 h and every replica is "created in the
+future", in warm-up for an hour, counted at full free capacity, so nothing scales up.
+So the controller reads a replica's wall-clock age once, the first time it lists it
+(clamped to >= 0: a stamp in the future means the clock went back, and the replica is
+taken as new, never as warming up forever), and from then on ages it on the monotonic
+clock. Before the observation is built, `created_at` is rewritten onto this process's
+consistent timeline (`wall now - age`), so the core stays pure and unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable
+
+from autoscaler.core.clock import Reading
+from autoscaler.core.model import Replica
+
+
+class ReplicaAges:
+    """Per replica id: (monotonic time first seen, age then). One per group."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()  # the cycle and an acting thread both list
+
+    def age(self, replica: Replica, at: Reading) -> float:
+        with self._lock:
+            first = self._seen.get(replica.id)
+            if first is None:
+                first = (at.monotonic, max(0.0, at.wall - replica.created_at))
+                self._seen[replica.id] = first
+        mono, age = first
+        return age + max(0.0, at.monotonic - mono)
+
+    def rebase(self, replicas: Iterable[Replica], at: Reading) -> list[Replica]:
+        """A full listing with each `created_at` on the timeline of `at.wall`; replicas no
+        longer listed are forgotten (an id reused later is a new replica)."""
+        out = [dataclasses.replace(r, created_at=at.wall - self.age(r, at)) for r in replicas]
+        listed = {r.id for r in out}
+        with self._lock:
+            for rid in [rid for rid in self._seen if rid not in listed]:
+                del self._seen[rid]
+        return out
