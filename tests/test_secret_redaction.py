@@ -125,7 +125,9 @@ def test_rotated_bearer_token_never_leaks(echo_prometheus, caplog, tmp_path) -> 
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN_1 + "\n")
     base = _config(echo_prometheus)
-    prom = PrometheusConfig(url=echo_prometheus, timeout_seconds=2, bearer_token_file=str(token_file))
+    prom = PrometheusConfig(
+        url=echo_prometheus, timeout_seconds=2, bearer_token_file=str(token_file)
+    )
     config = dataclasses.replace(base, prometheus=prom)
     leaks = ["", f"token {TOKEN_1}", f"Authorization: Bearer {TOKEN_2} (token {TOKEN_2})"]
     seen = _run(config, leaks, caplog, rotate=token_file)

@@ -9,10 +9,14 @@ at once instead of queueing a thread.
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 import threading
 from http.server import ThreadingHTTPServer
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent (idle or mid-request)
 REQUEST_QUEUE_SIZE = 64  # listen backlog
@@ -50,6 +54,13 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that left or stalled is routine: no traceback on stderr for it.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            log.debug("client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
 
     def _refuse(self, request: socket.socket) -> None:
         try:
