@@ -21,7 +21,7 @@ def exporter() -> Iterator[tuple[ExporterServer, str]]:
     server, stop = serve(f"127.0.0.1:{free_port()}", Metrics(), SharedState(10))
     server.socket_timeout = 0.5  # the default is 10 s: the test waits for it to bite
     try:
-        yield server, "127.0.0.1:%d" % server.server_address[1]
+        yield server, f"127.0.0.1:{server.server_address[1]}"
     finally:
         stop()
 
