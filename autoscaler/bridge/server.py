@@ -154,9 +154,12 @@ def _safe_url(url: str) -> str:
 def normalize_target(target: str, api: ReplicaApi) -> str:
     """A full http(s) URL; `host[:port]` (Prometheus's __address__) is completed from `api`."""
     target = target.strip()
-    if "://" not in target:
-        target = replica_url(target, api)
-    p = urlsplit(target)
+    try:
+        if "://" not in target:
+            target = replica_url(target, api)
+        p = urlsplit(target)
+    except ValueError:  # "host:[" and friends: urlsplit refuses a broken IPv6 bracket
+        raise ProbeFailure("invalid_target", "target is not a valid URL") from None
     if p.scheme not in ("http", "https") or not p.hostname:
         raise ProbeFailure("invalid_target", f"target must be an http(s) URL: {_safe_url(target)}")
     try:
