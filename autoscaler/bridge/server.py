@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,6 +39,7 @@ from urllib3.exceptions import ReadTimeoutError
 from autoscaler.config import jsonpath
 from autoscaler.config.replica_api import ReplicaApi, replica_url
 from autoscaler.runtime import logs
+from autoscaler.runtime.bounded_server import BoundedHTTPServer
 
 log = logging.getLogger("autoscaler.bridge.server")
 
@@ -153,9 +154,12 @@ def _safe_url(url: str) -> str:
 def normalize_target(target: str, api: ReplicaApi) -> str:
     """A full http(s) URL; `host[:port]` (Prometheus's __address__) is completed from `api`."""
     target = target.strip()
-    if "://" not in target:
-        target = replica_url(target, api)
-    p = urlsplit(target)
+    try:
+        if "://" not in target:
+            target = replica_url(target, api)
+        p = urlsplit(target)
+    except ValueError:  # "host:[" and friends: urlsplit refuses a broken IPv6 bracket
+        raise ProbeFailure("invalid_target", "target is not a valid URL") from None
     if p.scheme not in ("http", "https") or not p.hostname:
         raise ProbeFailure("invalid_target", f"target must be an http(s) URL: {_safe_url(target)}")
     try:
@@ -320,8 +324,8 @@ class Bridge:
         for reason in REASONS:
             self.failures.labels(reason)
         host, _, port = listen.rpartition(":")
-        self.server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), _Handler)
-        self.server.daemon_threads = True
+        # Bounded: socket timeout, backlog and handler threads (see bounded_server).
+        self.server = BoundedHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), _Handler)
         self.server.bridge = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 

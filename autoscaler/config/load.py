@@ -50,7 +50,11 @@ def parse_yaml(text: str, source: str = "<config>") -> tuple[Any, list[str]]:
     Raises ConfigError (with line and column) on a syntax error. The message never quotes
     the offending line: it could hold a password.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks the characters at once: a control character raises here.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: YAML error: {_reader_problem(exc)}"], source) from None
     try:
         node = loader.get_single_node()
         duplicates = _duplicate_keys(node, source)
@@ -65,6 +69,12 @@ def parse_yaml(text: str, source: str = "<config>") -> tuple[Any, list[str]]:
     finally:
         loader.dispose()
     return data, duplicates
+
+
+def _reader_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"character #x{exc.character:04x} at position {exc.position} is not allowed"
+    return type(exc).__name__
 
 
 def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from autoscaler.config.schema import Config
 
@@ -53,3 +55,54 @@ def _jsonable(value: Any, key: str) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     return str(value)
+
+
+# An echoed `Authorization` header (JSON, header dump, Python repr): its value goes
+# whatever it is, registered or not.
+_AUTH_HEADER = re.compile(
+    r"""(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:basic|bearer|token)\s+)?[^\s"',;}\]]+"""
+)
+
+
+class SecretRegistry:
+    """Every value a secret takes on the wire, redacted from any text.
+
+    A secret leaks in more forms than the one configured: base64 of `user:password` in a
+    Basic header, a bearer token read again after the file was rotated, percent-encoded
+    in a URL. Callers register each value at the moment they read it; every sink (logs,
+    /status, /metrics, stored failure messages) passes its text through `redact`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: frozenset[str] = frozenset()
+
+    @property
+    def values(self) -> frozenset[str]:
+        return self._values
+
+    def add(self, secret: str | None) -> None:
+        if not secret or len(secret) < 4:  # a 1-3 character "secret" would shred the text
+            return
+        forms = {secret, quote(secret, safe=""), base64.b64encode(secret.encode()).decode()}
+        with self._lock:
+            self._values = self._values | {f for f in forms if len(f) >= 4}
+
+    def add_basic(self, username: str | None, password: str | None) -> None:
+        """The password, and the base64 `user:password` a Basic header carries."""
+        self.add(password)
+        if username is not None and password:
+            pair = f"{username}:{password}".encode()
+            self.add(base64.b64encode(pair).decode())
+            self.add(base64.urlsafe_b64encode(pair).decode())
+
+    def redact(self, text: str) -> str:
+        text = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
+        # Longest first: a secret containing another is replaced whole.
+        for s in sorted(self._values, key=len, reverse=True):
+            if s in text:
+                text = text.replace(s, REDACTED)
+        return text
+
+
+registry = SecretRegistry()

@@ -47,6 +47,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from autoscaler.config import Config, PrometheusConfig
+from autoscaler.config.secrets import registry as secret_registry
 from autoscaler.core.model import Observation, Replica, ReplicaMetrics, SignalHistory
 from autoscaler.core.spec import GroupConfig, PolicyConfig, SignalKind
 from autoscaler.observe.answer import InvalidAnswer, Series, parse_answer
@@ -137,6 +138,7 @@ def _headers(cfg: PrometheusConfig) -> dict[str, str]:
     if cfg.bearer_token_file:
         # Read on every cycle: mounted tokens rotate.
         token = Path(cfg.bearer_token_file).read_text().strip()
+        secret_registry.add(token)  # before any error can echo it
         headers["Authorization"] = f"Bearer {token}"
     return headers
 
@@ -190,6 +192,7 @@ class PrometheusReader:
         self.session = _session(self.cfg)
         self.base_url = self.cfg.url.rstrip("/")
         self.auth = (self.cfg.username, self.cfg.password or "") if self.cfg.username else None
+        secret_registry.add_basic(self.cfg.username, self.cfg.password)
         self.interval_seconds = config.interval_seconds
         self.on_failure = on_failure or (lambda name, err: None)
         self.on_invalid = on_invalid or (lambda invalid: None)

@@ -131,6 +131,7 @@ def _prepare(
     warn_unsupported(os.environ)  # after setup: in the log format the operator reads
     for secret in _secrets(config):
         logs.redactor.add(secret)
+    logs.redactor.registry.add_basic(config.prometheus.username, config.prometheus.password)
     providers = _build(config)
     return None if providers is None else (config, providers)
 

@@ -14,13 +14,15 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from autoscaler.config.secrets import registry as secret_registry
 from autoscaler.core.clock import Clock
+from autoscaler.runtime.bounded_server import BoundedHTTPServer
 from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.metrics import Metrics
 
@@ -109,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
                 index = "\n".join(["autoscaler", *self.server.endpoints, ""]).encode()
                 self._send(200, index, "text/plain; charset=utf-8")
         elif url.path == "/metrics":
-            self._send(200, generate_latest(self.server.metrics.registry), CONTENT_TYPE_LATEST)
+            text = generate_latest(self.server.metrics.registry).decode()
+            self._send(200, secret_registry.redact(text).encode(), CONTENT_TYPE_LATEST)
         elif url.path == "/healthz":
             ok = state.healthy()
             self._json(200 if ok else 503, {"healthy": ok, "last_success": state.last_success})
@@ -118,7 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body = dict(state.status)
             body["healthy"] = state.healthy()
             body["last_success"] = state.last_success
-            self._json(200, body)
+            text = json.dumps(body, default=str)  # errors may quote a provider's answer
+            self._send(200, secret_registry.redact(text).encode(), "application/json")
         elif url.path == "/sd":
             via = parse_qs(url.query).get("via", ["direct"])[0]
             if via not in ("direct", "bridge"):
@@ -143,8 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # scrapes every second would drown the log
 
 
-class ExporterServer(ThreadingHTTPServer):
-    daemon_threads = True
+class ExporterServer(BoundedHTTPServer):
     endpoints = ["/", "/metrics", "/status", "/healthz", "/sd?via=direct|bridge"]
 
     def __init__(self, address: tuple[str, int], metrics: Metrics, state: SharedState) -> None:

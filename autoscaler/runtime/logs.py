@@ -11,29 +11,40 @@ import logging
 import threading
 from typing import NamedTuple
 
+from autoscaler.config.secrets import SecretRegistry
+from autoscaler.config.secrets import registry as secret_registry
+
 REDACTED = "<redacted>"
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces every registered secret value in log records with <redacted>."""
+    """Replaces every registered secret, in every form, in log records with <redacted>.
 
-    def __init__(self) -> None:
+    The values live in the shared registry (autoscaler.config.secrets) so the observe
+    layer registers a re-read bearer token the moment it reads it.
+    """
+
+    def __init__(self, registry: SecretRegistry = secret_registry) -> None:
         super().__init__()
-        self.secrets: set[str] = set()
+        self.registry = registry
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self.registry.values
 
     def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4:  # a 1-3 character "secret" would shred the logs
-            self.secrets.add(secret)
+        self.registry.add(secret)
 
     def redact(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, REDACTED)
-        return text
+        return self.registry.redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = self.redact(record.getMessage())
-            record.args = None
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            # A traceback's message may hold an echoed header: format it here, redacted.
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 
@@ -74,6 +85,7 @@ class FailureLog:
         self.active: dict[FailureKey, tuple[str, int]] = {}  # key -> (message, repeats)
 
     def failed(self, key: FailureKey, message: str) -> None:
+        message = redactor.redact(message)  # stored for /status too, not only logged
         with self.lock:
             previous = self.active.get(key)
             if previous and previous[0] == message:
