@@ -157,12 +157,13 @@ def run(args: argparse.Namespace) -> int:
     if lock is None:
         return 2
     try:
-        return _run(config, providers)
+        return _run(config, providers, args)
     finally:
         lock.release()
 
 
-def _run(config: Config, providers: dict[str, Provider]) -> int:
+def _run(config: Config, providers: dict[str, Provider], args: argparse.Namespace) -> int:
+    path = config_path(args)  # already checked by load()
     metrics = Metrics()
     clock = SystemClock()
     shared = SharedState(config.interval_seconds, clock)
@@ -194,9 +195,9 @@ def _run(config: Config, providers: dict[str, Provider]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGHUP, request_reload)
-    watched = config_source.describe(args.config, os.environ)
+    watched = config_source.describe(path, os.environ)
     every = getattr(args, "watch_config", None)
-    if every is not None and (args.config or os.environ.get("AUTOSCALER_CONFIG")):
+    if every is not None and (path or os.environ.get("AUTOSCALER_CONFIG")):
         reload.watch(watched, max(0.5, every), reload_requested, stop)
     log.info(
         "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s, "
@@ -209,7 +210,7 @@ def _run(config: Config, providers: dict[str, Provider]) -> int:
         memory.path,
     )
     try:
-        controller.run(stop, reload_requested, lambda: reload.reload(args.config, controller))
+        controller.run(stop, reload_requested, lambda: reload.reload(path, controller))
     finally:
         controller.close()
         stop_server()
