@@ -21,6 +21,7 @@ from autoscaler.config.schema import Config, PrometheusConfig
 from autoscaler.config.secrets import REDACTED, is_secret_key, redact_url
 from autoscaler.core.policies import REGISTRY
 from autoscaler.core.spec import (
+    HEADROOM_SCALE_IN,
     TOLERANCE_MODES,
     GroupConfig,
     HeadroomPolicyConfig,
@@ -709,7 +710,10 @@ class Checker:
         name = self.get(raw, "name", path, _NAME_KIND, None, nullable=True)
         values: dict[str, Any]
         if kind == "headroom":
-            values = {"min_available": self.get(raw, "min_available", path, _NON_NEGATIVE)}
+            values = {
+                "min_available": self.get(raw, "min_available", path, _NON_NEGATIVE),
+                "scale_in": self.get(raw, "scale_in", path, _Choice(HEADROOM_SCALE_IN), "idle"),
+            }
         elif kind == "predictive":
             values = self.predictive(raw, path)
         else:
