@@ -284,6 +284,10 @@ POLICY_CLASSES: dict[str, type] = {name: entry.spec for name, entry in REGISTRY.
 POLICY_TYPES = tuple(POLICY_CLASSES)
 
 
+# The provider type of a group read without a provider (`simulate`).
+UNUSED_PROVIDER = "none"
+
+
 class ProviderCatalog(Protocol):
     """The provider types a configuration may name, and their option checks.
 
@@ -301,9 +305,18 @@ class ProviderCatalog(Protocol):
 class Checker:
     """Walks the document once, collecting every error."""
 
-    def __init__(self, origins: Mapping[str, str], providers: ProviderCatalog) -> None:
+    def __init__(
+        self,
+        origins: Mapping[str, str],
+        providers: ProviderCatalog,
+        *,
+        provider_required: bool = True,
+    ) -> None:
         self.origins = origins
         self.providers = providers
+        # False for `simulate`, which uses no provider: the block may be absent, and one
+        # that is there is not checked (its SDK need not even be installed).
+        self.provider_required = provider_required
         self.errors: list[str] = []
 
     # ---- reporting
@@ -582,6 +595,9 @@ class Checker:
         return GroupConfig(name=name, provider=provider, min=low, max=high, **values)
 
     def provider(self, raw: Any, path: str) -> ProviderConfig | None:
+        if not self.provider_required:
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            return ProviderConfig(type=kind if isinstance(kind, str) else UNUSED_PROVIDER)
         types = self.providers.provider_types()
         example = f"a mapping with a type ({', '.join(types)}) and its options"
         if raw is _ABSENT:
