@@ -795,7 +795,7 @@ def test_redacted_is_json_and_hides_secrets(tmp_path):
         "token_file": "/t",
     }
     assert data["groups"][0]["policies"] == [
-        {"name": "headroom", "min_available": 4.0, "type": "headroom"}
+        {"name": "headroom", "min_available": 4.0, "type": "headroom", "scale_in": "idle"}
     ]
     assert repr(config.prometheus).count(SECRET) == 0  # the dataclass hides it too
 

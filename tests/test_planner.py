@@ -636,3 +636,15 @@ def test_headroom_group_removes_only_idle_replicas_unless_falling_back() -> None
     assert (d.desired, d.code, len(d.delete)) == (1, "fallback", 2)
     d2, _ = run(g, obs(reps(3), metrics, {"cpu": 10.0}))
     assert d2.delete == ("r0",)  # headroom (2) outbids target (1): only the idle one goes
+
+
+def test_headroom_spread_group_may_remove_busy_replicas() -> None:
+    # Even spread: no idle replica, yet the surplus goes, and the lower target count of
+    # another policy is no longer blocked by headroom's hold.
+    spread = HeadroomPolicyConfig("free", 4.0, scale_in="spread")
+    metrics = {f"r{i}": ReplicaMetrics(3) for i in range(4)}
+    d, _ = run(group(policies=(spread,)), obs(reps(4), metrics))
+    assert (d.desired, len(d.delete)) == (2, 2)
+    idle = group(policies=(HeadroomPolicyConfig("free", 4.0),))
+    d2, _ = run(idle, obs(reps(4), metrics))
+    assert (d2.desired, d2.delete) == (4, ())

@@ -333,3 +333,53 @@ def test_policies_never_return_negative_or_nan() -> None:
     for value in [0.0, 1e-9, 1e9]:
         p = _call(target.propose, TGT, obs(four(), signals={"cpu": value}), group())
         assert p.desired is not None and p.desired >= 0 and not math.isnan(p.desired)
+
+
+# ---------------------------------------------------------------- headroom, scale_in: spread
+
+SPREAD = HeadroomPolicyConfig(name="free", min_available=4.0, scale_in="spread")
+
+
+def test_headroom_spread_scales_in_when_no_replica_is_idle() -> None:
+    # An even spread: 4 replicas of 4 slots, each 1 busy -> free 12. `idle` keeps all 4
+    # (none is fully idle); `spread` removes while free - 4 per replica stays >= 4.
+    o = obs([rep(x) for x in "abcd"], caps(a=3, b=3, c=3, d=3))
+    idle = _call(headroom.propose, HeadroomPolicyConfig("free", 4.0), o, group())
+    assert (idle.desired, idle.code) == (4, "in_band")
+    p = _call(headroom.propose, SPREAD, o, group())
+    assert (p.desired, p.code) == (2, "headroom_surplus")  # 12 - 2 x 4 = 4, exactly enough
+    assert "2 replicas x 4" in p.reason
+
+
+def test_headroom_spread_keeps_the_replica_whose_slot_is_needed() -> None:
+    o = obs([rep(x) for x in "abc"], caps(a=3, b=3, c=3))  # free 9
+    p = _call(headroom.propose, SPREAD, o, group())
+    assert (p.desired, p.code) == (2, "headroom_surplus")  # 9 - 4 = 5; 9 - 8 = 1 < 4
+    o2 = obs([rep(x) for x in "ab"], caps(a=3.9, b=3.9))  # free 7.8: 3.8 after one
+    assert _call(headroom.propose, SPREAD, o2, group()).code == "in_band"
+
+
+def test_headroom_spread_never_scales_in_on_partial_data() -> None:
+    o = obs([rep(x) for x in "abc"], caps(a=4, b=4))  # c silent
+    p = _call(headroom.propose, SPREAD, o, group())
+    assert (p.desired, p.partial) == (3, True)
+
+
+@given(
+    st.lists(st.floats(0, 4), min_size=1, max_size=30),
+    st.floats(0, 50),
+)
+def test_headroom_spread_leaves_at_least_min_available(free: list[float], need: float) -> None:
+    replicas = [rep(f"r{i}") for i in range(len(free))]
+    o = obs(replicas, {f"r{i}": ReplicaMetrics(capacity=c) for i, c in enumerate(free)})
+    policy = HeadroomPolicyConfig("free", need, scale_in="spread")
+    p = _call(headroom.propose, policy, o, group())
+    assert p.desired is not None
+    removed = len(free) - p.desired
+    if removed > 0:
+        # what stays free after the load of the removed ones moved still meets the need
+        assert sum(free) - 4 * removed >= need - 1e-9 * max(1.0, sum(free))
+        # and one more would not
+        assert removed == len(free) or sum(free) - 4 * (removed + 1) < need + 1e-9 * max(
+            1.0, sum(free)
+        )

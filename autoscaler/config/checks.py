@@ -21,6 +21,7 @@ from autoscaler.config.schema import Config, PrometheusConfig
 from autoscaler.config.secrets import REDACTED, is_secret_key, redact_url
 from autoscaler.core.policies import REGISTRY
 from autoscaler.core.spec import (
+    HEADROOM_SCALE_IN,
     TOLERANCE_MODES,
     GroupConfig,
     HeadroomPolicyConfig,
@@ -283,6 +284,10 @@ POLICY_CLASSES: dict[str, type] = {name: entry.spec for name, entry in REGISTRY.
 POLICY_TYPES = tuple(POLICY_CLASSES)
 
 
+# The provider type of a group read without a provider (`simulate`).
+UNUSED_PROVIDER = "none"
+
+
 class ProviderCatalog(Protocol):
     """The provider types a configuration may name, and their option checks.
 
@@ -300,9 +305,18 @@ class ProviderCatalog(Protocol):
 class Checker:
     """Walks the document once, collecting every error."""
 
-    def __init__(self, origins: Mapping[str, str], providers: ProviderCatalog) -> None:
+    def __init__(
+        self,
+        origins: Mapping[str, str],
+        providers: ProviderCatalog,
+        *,
+        provider_required: bool = True,
+    ) -> None:
         self.origins = origins
         self.providers = providers
+        # False for `simulate`, which uses no provider: the block may be absent, and one
+        # that is there is not checked (its SDK need not even be installed).
+        self.provider_required = provider_required
         self.errors: list[str] = []
 
     # ---- reporting
@@ -581,6 +595,9 @@ class Checker:
         return GroupConfig(name=name, provider=provider, min=low, max=high, **values)
 
     def provider(self, raw: Any, path: str) -> ProviderConfig | None:
+        if not self.provider_required:
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            return ProviderConfig(type=kind if isinstance(kind, str) else UNUSED_PROVIDER)
         types = self.providers.provider_types()
         example = f"a mapping with a type ({', '.join(types)}) and its options"
         if raw is _ABSENT:
@@ -709,7 +726,10 @@ class Checker:
         name = self.get(raw, "name", path, _NAME_KIND, None, nullable=True)
         values: dict[str, Any]
         if kind == "headroom":
-            values = {"min_available": self.get(raw, "min_available", path, _NON_NEGATIVE)}
+            values = {
+                "min_available": self.get(raw, "min_available", path, _NON_NEGATIVE),
+                "scale_in": self.get(raw, "scale_in", path, _Choice(HEADROOM_SCALE_IN), "idle"),
+            }
         elif kind == "predictive":
             values = self.predictive(raw, path)
         else:

@@ -16,10 +16,17 @@ from autoscaler.config.errors import ConfigError
 from autoscaler.config.schema import Config
 
 
-def load_config(path: str | Path, env: Mapping[str, str], providers: ProviderCatalog) -> Config:
+def load_config(
+    path: str | Path,
+    env: Mapping[str, str],
+    providers: ProviderCatalog,
+    *,
+    provider_required: bool = True,
+) -> Config:
     """Read, validate and return the configuration in `path`, or raise ConfigError.
 
-    `providers` checks each group's provider block (`autoscaler.providers.registry`).
+    `providers` checks each group's provider block (`autoscaler.providers.registry`);
+    with `provider_required=False` (a simulation) the block may be absent and is not checked.
     """
     source = str(path)
     try:
@@ -34,7 +41,7 @@ def load_config(path: str | Path, env: Mapping[str, str], providers: ProviderCat
     if raw is None:
         raise ConfigError([f"{source}: the file is empty; it needs at least `groups`"], source)
     try:
-        config = parse_config(raw, env, providers, source)
+        config = parse_config(raw, env, providers, source, provider_required=provider_required)
     except ConfigError as exc:
         raise ConfigError(duplicates + exc.errors, source) from None
     if duplicates:
@@ -110,6 +117,8 @@ def parse_config(
     env: Mapping[str, str],
     providers: ProviderCatalog,
     source: str = "<config>",
+    *,
+    provider_required: bool = True,
 ) -> Config:
     """Validate `raw` (the YAML document, or a dict built elsewhere) with `env` overrides.
 
@@ -120,7 +129,7 @@ def parse_config(
     doc = _plain(raw)
     origins: dict[str, str] = {}
     apply_env(doc, env, origins)
-    checker = Checker(origins, providers)
+    checker = Checker(origins, providers, provider_required=provider_required)
     config = checker.config(doc)
     if checker.errors or config is None:
         raise ConfigError(checker.errors, source)

@@ -36,7 +36,7 @@ from autoscaler.core.model import (
     Replica,
 )
 from autoscaler.core.policies import propose
-from autoscaler.core.spec import GroupConfig, ScalingBehavior
+from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig, ScalingBehavior
 
 __all__ = ["plan", "initial_state", "memory_horizon", "record_action", "step_limit"]
 
@@ -308,7 +308,9 @@ def plan(
     # ones (the policy's own rule), except as many as it takes to get down to max
     delete = list(removed.ids)
     if desired < current:
-        idle_only = code is not Code.FALLBACK and any(p.type == "headroom" for p in group.policies)
+        idle_only = code is not Code.FALLBACK and any(
+            isinstance(p, HeadroomPolicyConfig) and p.removes_only_idle for p in group.policies
+        )
         chosen = victims.scale_in(
             a, group, healthy, current - desired, forced=current - high, idle_only=idle_only
         )

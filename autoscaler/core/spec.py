@@ -20,17 +20,33 @@ class SignalKind(StrEnum):
     HISTORY = "history"  # the recent past of its `query` (range query, cached)
 
 
+HEADROOM_SCALE_IN = ("idle", "spread")
+
+
 @dataclass(frozen=True)
 class HeadroomPolicyConfig:
-    """Keep at least `min_available` free resource slots (SimpleScaleVM)."""
+    """Keep at least `min_available` free resource slots (SimpleScaleVM).
+
+    `scale_in` says which replicas may go when there is surplus: `idle` (SimpleScaleVM's
+    rule) removes only fully idle replicas, so no replica with work is ever stopped;
+    `spread` removes replicas while the free capacity minus one replica's worth stays at
+    least `min_available`, whatever their load: for replicas behind a load balancer that
+    spreads work evenly, where no replica is ever fully idle and `idle` never scales in.
+    """
 
     name: str
     min_available: float
     type: str = "headroom"
+    scale_in: str = "idle"
     # Reads the replicas' capacity gauge: its group's silent replicas are missing data.
     reads_capacity: ClassVar[bool] = True
     signal: ClassVar[SignalKind] = SignalKind.CAPACITY
     query: ClassVar[str] = ""  # none: the replicas' capacity gauge is read for every group
+
+    @property
+    def removes_only_idle(self) -> bool:
+        """Scale-in victims must be fully idle replicas (`scale_in: idle`)."""
+        return self.scale_in == "idle"
 
     def setpoints(self) -> Mapping[str, float]:
         """What the exported gauges show of this policy's settings."""

@@ -95,9 +95,11 @@ def build_provider(group: GroupConfig, config: Config) -> Provider:
 CATALOG: config.ProviderCatalog = sys.modules[__name__]
 
 
-def load_config(path: str | Path, env: Mapping[str, str] = os.environ) -> Config:
+def load_config(
+    path: str | Path, env: Mapping[str, str] = os.environ, *, provider_required: bool = True
+) -> Config:
     """`autoscaler.config.load_config` checked against the registered provider types."""
-    return config.load_config(path, env, CATALOG)
+    return config.load_config(path, env, CATALOG, provider_required=provider_required)
 
 
 def parse_config(

@@ -7,7 +7,8 @@ would, from an Observation built like `observe` builds one:
 
 - replicas: the simulated provider's list (building, active, failed);
 - metrics: each ACTIVE replica reports `replica_capacity` = per_replica - its share of
-  the demand (clipped at 0) and `replica_termination` = 0; booting replicas report none;
+  the demand (clipped at 0), in the group's slots (its `replica_capacity` slots stand
+  for per_replica), and `replica_termination` = 0; booting replicas report none;
 - signals: each target policy's query value is the utilization (see `Signal`);
 - histories: each predictive policy gets the demand seen so far, as `observe` passes the
   history of its query live, and forecasts from it in the core.
@@ -119,6 +120,7 @@ def replay(
         now = trace.start + k * dt
         provider.advance(now)
         created = deleted = 0
+        code = reason = ""
         if k % every == 0:
             lo = max(0, k - window)
             seen = (prefix[k] - prefix[lo]) / (k - lo) if k > lo else demand[0]
@@ -126,7 +128,9 @@ def replay(
             active = provider.active
             healthy = active + provider.building
             share = seen / active if active else 0.0
-            free = ReplicaMetrics(capacity=max(0.0, per - share), termination=0.0)
+            # Free capacity in the group's slots: replica_capacity slots stand for `per`.
+            slots = group.replica_capacity / per
+            free = ReplicaMetrics(capacity=max(0.0, per - share) * slots, termination=0.0)
             metrics = (
                 {r.id: free for r in replicas if r.state is ReplicaState.ACTIVE}
                 if reports_capacity
@@ -154,6 +158,7 @@ def replay(
             )
             decision, state = plan(group, obs, state, now)
             desired = decision.desired
+            code, reason = str(decision.code), decision.reason
             if decision.delete:
                 deleted = len(provider.delete(decision.delete).succeeded)
                 if decision.desired < decision.current:
@@ -173,6 +178,8 @@ def replay(
         tl.desired.append(desired)
         tl.created.append(created)
         tl.deleted.append(deleted)
+        tl.code.append(code)
+        tl.reason.append(reason)
 
     wall = time.perf_counter() - wall
     summary = summarize(spec.name, trace.name, tl, per, ups, downs, wall)

@@ -20,11 +20,16 @@ COLUMNS = (
     "desired",
     "created",
     "deleted",
+    "code",
+    "reason",
 )
 
 
-def rows(run: Run) -> list[dict[str, float | int]]:
+def rows(run: Run) -> list[dict[str, float | int | str]]:
+    """One row per tick; `code` and `reason` are the planner's on evaluation ticks ("" in
+    between, and for the oracle, which has no planner)."""
     tl = run.timeline
+    decided = len(tl.code) == len(tl.t)
     return [
         {
             "t": tl.t[i],
@@ -36,6 +41,8 @@ def rows(run: Run) -> list[dict[str, float | int]]:
             "desired": tl.desired[i],
             "created": tl.created[i],
             "deleted": tl.deleted[i],
+            "code": tl.code[i] if decided else "",
+            "reason": tl.reason[i] if decided else "",
         }
         for i in range(len(tl.t))
     ]

@@ -21,6 +21,9 @@ class Timeline:
     desired: list[int] = field(default_factory=list)
     created: list[int] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
+    # The planner's decision code and reason on evaluation ticks ("" in between).
+    code: list[str] = field(default_factory=list)
+    reason: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -69,21 +69,38 @@ def propose(
             Code.PARTIAL,
             True,
         )
-    remove = 0
-    # Each idle replica counts exactly `slot`; what stays free may meet the minimum up to
-    # the noise of the subtraction, which is relative to `available`.
-    while remove < len(idle) and not below(available - slot * (remove + 1), need, available):
-        remove += 1
+    if policy.removes_only_idle:
+        spare, what = len(idle), "idle"
+    else:
+        # Behind an even spread a removed replica's load moves to the others: the group
+        # loses one slot of free capacity per replica removed, whichever goes.
+        spare, what = current, "replicas"
+    remove = _removable(available, need, slot, spare)
     if remove:
         return Proposal(
             name,
             current - remove,
-            f"free {available:g} >= min_available {need:g} + {remove} idle x {slot:g} -> -{remove}",
+            f"free {available:g} >= min_available {need:g} + {remove} {what} x {slot:g} "
+            f"-> -{remove}",
             Code.HEADROOM_SURPLUS,
         )
+    spare_note = "no idle replica to spare" if policy.removes_only_idle else "none to spare"
     return Proposal(
-        name,
-        current,
-        f"free {available:g} >= min_available {need:g}, no idle replica to spare",
-        Code.IN_BAND,
+        name, current, f"free {available:g} >= min_available {need:g}, {spare_note}", Code.IN_BAND
     )
+
+
+def _removable(available: float, need: float, slot: float, spare: int) -> int:
+    """How many of `spare` replicas may go, each taking `slot` free capacity with it, so
+    that what stays free still meets `need` (up to the noise of the subtraction, which is
+    relative to `available`)."""
+    if spare <= 0 or below(available - slot, need, available):
+        return 0
+    # Start from the arithmetic answer, then settle it with the tolerant comparison.
+    estimate = (available - need) / slot
+    remove = spare if not math.isfinite(estimate) else max(1, min(spare, int(estimate)))
+    while remove > 1 and below(available - slot * remove, need, available):
+        remove -= 1
+    while remove < spare and not below(available - slot * (remove + 1), need, available):
+        remove += 1
+    return remove
