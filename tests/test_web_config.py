@@ -265,6 +265,22 @@ def test_changes_apply_to_the_next_connection(exporter, pki: Pki, tmp_path: Path
     assert len(errors) == 1 and "tls_server_config.cert_file" in errors[0].getMessage()
 
 
+def test_auth_excluded_paths(pki: Pki) -> None:
+    doc = _tls_doc(pki, "excluded")
+    doc["auth_excluded_paths"] = ["/healthz"]
+    path = _web_file(pki.dir / "web-excluded.yml", doc)
+    server, stop = serve(
+        f"127.0.0.1:{free_port()}", Metrics(), SharedState(10), WebConfig(str(path))
+    )
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        r = requests.get(url + "/healthz?x=1", verify=str(pki.ca_file), timeout=5)
+        assert r.status_code == 200 and r.json()["healthy"]
+        assert requests.get(url + "/status", verify=str(pki.ca_file), timeout=5).status_code == 401
+    finally:
+        stop()
+
+
 def test_bridge_with_tls_and_basic_auth(pki: Pki) -> None:
     path = _web_file(pki.dir / "web-bridge.yml", _tls_doc(pki, "bridge"))
     bridge = Bridge(BridgeSettings(), f"127.0.0.1:{free_port()}", WebConfig(str(path))).start()
@@ -371,6 +387,8 @@ def test_successful_verifications_are_cached(pki: Pki, monkeypatch) -> None:
         ),
         ({"http_server_config": {"headers": {"Server": "x"}}}, "http_server_config.headers.Server"),
         ({"basic_auth_users": {"admin": "plain-password-123"}}, "basic_auth_users.admin"),
+        ({"auth_excluded_paths": ["healthz"]}, "auth_excluded_paths"),
+        ({"auth_excluded_paths": "/healthz"}, "auth_excluded_paths"),
     ],
 )
 def test_invalid_web_config_names_the_key(pki: Pki, tmp_path: Path, doc, key, capsys) -> None:

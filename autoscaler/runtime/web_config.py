@@ -12,13 +12,16 @@ applies to the next connection without a restart or SIGHUP. A file that became i
 logged once and the last good settings stay in force (exporter-toolkit instead answers
 500 until it is fixed; both keep the endpoints protected).
 
-Every path is protected, `/healthz` included, as exporter-toolkit protects everything.
+Every path is protected, `/healthz` included, as exporter-toolkit protects everything;
+`auth_excluded_paths` (exporter-toolkit's key, exact paths) lets e.g. a container health
+check reach `/healthz` without a password. TLS applies to every path regardless.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import logging
 import os
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import bcrypt
 
@@ -97,6 +101,7 @@ _TLS_KEYS = (
     "cipher_suites",
     "prefer_server_cipher_suites",
 )
+_TOP_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users", "auth_excluded_paths")
 _LIST_KEYS = ("client_allowed_sans", "cipher_suites", "prefer_server_cipher_suites")
 _NOT_SUPPORTED = {
     "rate_limit": "not supported (put a reverse proxy in front to rate-limit)",
@@ -120,6 +125,7 @@ class WebSettings:
     allowed_sans: frozenset[str] = frozenset()
     users: Mapping[str, bytes] = field(default_factory=dict)
     headers: tuple[tuple[str, str], ...] = ()
+    excluded: frozenset[str] = frozenset()  # paths served without basic auth
     files: tuple[str, ...] = ()  # read to build it: a change to any reloads
 
     def describe(self) -> str:
@@ -168,7 +174,7 @@ def _strings(doc: dict[str, Any], key: str, prefix: str, errors: _Errors) -> lis
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        errors.add(f"{prefix}.{key}", "must be a list of strings")
+        errors.add(f"{prefix}.{key}" if prefix else key, "must be a list of strings")
         return []
     return value
 
@@ -343,14 +349,18 @@ def parse(doc: Any, base: Path, source: str = "<web config>") -> WebSettings:
     errors = _Errors()
     if doc is None:
         return WebSettings()  # an empty file: plain HTTP, no auth (as exporter-toolkit)
-    top = _mapping(doc, "", ("tls_server_config", "http_server_config", "basic_auth_users"), errors)
+    top = _mapping(doc, "", _TOP_KEYS, errors)
     files: list[str] = []
     users = _users(top.get("basic_auth_users"), errors)
+    excluded = _strings(top, "auth_excluded_paths", "", errors)
+    for path in excluded:
+        if not path.startswith("/") or "?" in path:
+            errors.add("auth_excluded_paths", f"{path!r}: a path such as /healthz (no query)")
     headers = _http(top.get("http_server_config"), errors)
     ctx, sans = _tls(top.get("tls_server_config"), base, errors, files)
     if errors.items:
         raise ConfigError(errors.items, source)
-    return WebSettings(ctx, sans, users, headers, tuple(files))
+    return WebSettings(ctx, sans, users, headers, frozenset(excluded), tuple(files))
 
 
 def load(path: str) -> WebSettings:
@@ -365,10 +375,7 @@ def load(path: str) -> WebSettings:
     if duplicates:
         raise ConfigError(duplicates, path)
     settings = parse(doc, Path(path).absolute().parent, path)
-    return WebSettings(
-        settings.tls, settings.allowed_sans, settings.users, settings.headers,
-        (str(Path(path).absolute()), *settings.files),
-    )  # fmt: skip
+    return dataclasses.replace(settings, files=(str(Path(path).absolute()), *settings.files))
 
 
 def _stamp(files: tuple[str, ...]) -> tuple[Any, ...]:
@@ -492,6 +499,8 @@ def guarded(handler: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandle
                 return False
             web: WebConfig = self.server.web
             self._web_settings = settings = web.current()
+            if urlsplit(self.path).path in settings.excluded:
+                return True
             if web.authorized(self.headers.get("Authorization"), settings):
                 return True
             body = b"Unauthorized\n"
