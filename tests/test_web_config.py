@@ -7,6 +7,7 @@ and one real Prometheus scraping both over TLS with basic auth.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoscaler import cli
 from autoscaler.bridge.server import Bridge, BridgeSettings
@@ -302,8 +306,8 @@ def test_successful_verifications_are_cached(pki: Pki, monkeypatch) -> None:
     calls = []
     real = bcrypt.checkpw
     monkeypatch.setattr(bcrypt, "checkpw", lambda pw, h: calls.append(pw) or real(pw, h))
-    good = "Basic " + __import__("base64").b64encode(b"u:p").decode()
-    bad = "Basic " + __import__("base64").b64encode(b"u:x").decode()
+    good = "Basic " + base64.b64encode(b"u:p").decode()
+    bad = "Basic " + base64.b64encode(b"u:x").decode()
     assert web.authorized(good) and web.authorized(good)
     assert len(calls) == 1  # the second one came from the cache
     assert not web.authorized(bad) and not web.authorized(bad)
@@ -312,7 +316,7 @@ def test_successful_verifications_are_cached(pki: Pki, monkeypatch) -> None:
     assert web.authorized(good) and len(calls) == 4
     for header in (None, "", "Bearer x", "Basic !!!", "Basic " + "dTpw" * 1000, "Basic dQ=="):
         assert not web.authorized(header)
-    long = "Basic " + __import__("base64").b64encode(b"u:" + b"p" * 100).decode()
+    long = "Basic " + base64.b64encode(b"u:" + b"p" * 100).decode()
     assert not web.authorized(long)  # over bcrypt's 72 bytes: refused, not an exception
 
 
@@ -501,3 +505,41 @@ def test_prometheus_scrapes_the_daemon_and_the_bridge_over_tls_with_basic_auth(
         bridge.stop()
     assert proc.returncode == 0
     assert "TLS, basic auth (1 users)" in (tmp_path / "autoscaler.log").read_text()
+
+
+# --------------------------------------------------------------------------- fuzz
+
+_FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2), derandomize=True)
+_leaf = st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+_keys = st.sampled_from(
+    [*web_config._TOP_KEYS, *web_config._TLS_KEYS, "headers", "http2", "rate_limit", "x"]
+)
+_docs = st.recursive(
+    _leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=4)
+)
+
+
+@_FUZZ
+@given(doc=_docs)
+def test_any_web_config_document_is_settings_or_a_config_error(doc: Any) -> None:
+    try:
+        web_config.parse(doc, Path("/nonexistent"))
+    except ConfigError as e:
+        assert e.errors and all(isinstance(m, str) and ": " in m for m in e.errors)
+
+
+@pytest.fixture(scope="module")
+def fuzz_web(tmp_path_factory: pytest.TempPathFactory) -> WebConfig:
+    path = _web_file(
+        tmp_path_factory.mktemp("fuzz") / "web.yml", {"basic_auth_users": {"u": _hash("p")}}
+    )
+    return WebConfig(str(path))
+
+
+@_FUZZ
+@given(
+    header=st.text(max_size=80)
+    | st.binary(max_size=80).map(lambda b: "Basic " + base64.b64encode(b).decode())
+)
+def test_any_authorization_header_is_a_yes_or_no(fuzz_web: WebConfig, header: str) -> None:
+    assert fuzz_web.authorized(header) is (header == "Basic " + base64.b64encode(b"u:p").decode())

@@ -109,9 +109,6 @@ _NOT_SUPPORTED = {
     "order key-exchange groups; remove it to use OpenSSL's defaults",
 }
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
-# Compared against when the user is unknown, so a wrong name costs what a wrong password
-# does (no user enumeration by timing). The hash of a random, discarded password.
-_DUMMY_HASH = b"$2b$10$FoqGkNd9WJlcIbO6b7hKGuXQrTSPxa5EQ3HMehlqKBrpJw7w4HmNW"
 CACHE_SECONDS = 60.0  # a verified password is not re-hashed for this long (bcrypt: ~70 ms)
 CACHE_SIZE = 100
 REALM = "autoscaler"
@@ -126,6 +123,9 @@ class WebSettings:
     users: Mapping[str, bytes] = field(default_factory=dict)
     headers: tuple[tuple[str, str], ...] = ()
     excluded: frozenset[str] = frozenset()  # paths served without basic auth
+    # Checked when the user is unknown, so a wrong name costs what a wrong password does
+    # (no user enumeration by timing): a random password's hash at the users' top cost.
+    dummy: bytes = b""
     files: tuple[str, ...] = ()  # read to build it: a change to any reloads
 
     def describe(self) -> str:
@@ -360,7 +360,11 @@ def parse(doc: Any, base: Path, source: str = "<web config>") -> WebSettings:
     ctx, sans = _tls(top.get("tls_server_config"), base, errors, files)
     if errors.items:
         raise ConfigError(errors.items, source)
-    return WebSettings(ctx, sans, users, headers, frozenset(excluded), tuple(files))
+    dummy = b""
+    if users:
+        cost = max(int(h[4:6]) for h in users.values())
+        dummy = bcrypt.hashpw(os.urandom(18).hex().encode(), bcrypt.gensalt(cost))
+    return WebSettings(ctx, sans, users, headers, frozenset(excluded), dummy, tuple(files))
 
 
 def load(path: str) -> WebSettings:
@@ -464,7 +468,7 @@ class WebConfig:
         if hashed is not None and expires is not None and now < expires:
             return True
         try:
-            ok = bcrypt.checkpw(password, hashed or _DUMMY_HASH) and hashed is not None
+            ok = bcrypt.checkpw(password, hashed or settings.dummy) and hashed is not None
         except ValueError:  # bcrypt refuses passwords over 72 bytes: none can match
             ok = False
         if ok:
