@@ -504,7 +504,7 @@ def test_prometheus_scrapes_the_daemon_and_the_bridge_over_tls_with_basic_auth(
         prometheus.cleanup()
         bridge.stop()
     assert proc.returncode == 0
-    assert "TLS, basic auth (1 users)" in (tmp_path / "autoscaler.log").read_text()
+    assert "TLS, basic auth (1 user)" in (tmp_path / "autoscaler.log").read_text()
 
 
 # --------------------------------------------------------------------------- fuzz
@@ -543,3 +543,20 @@ def fuzz_web(tmp_path_factory: pytest.TempPathFactory) -> WebConfig:
 )
 def test_any_authorization_header_is_a_yes_or_no(fuzz_web: WebConfig, header: str) -> None:
     assert fuzz_web.authorized(header) is (header == "Basic " + base64.b64encode(b"u:p").decode())
+
+
+def test_the_shipped_example(pki: Pki, tmp_path: Path) -> None:
+    example = (REPO / "examples" / "web-config.yml").read_text()
+    (tmp_path / "tls").mkdir()
+    cert, key = pki.issue("example")
+    os.replace(cert, tmp_path / "tls" / "autoscaler.crt")
+    os.replace(key, tmp_path / "tls" / "autoscaler.key")
+    path = tmp_path / "web-config.yml"
+    path.write_text(example)
+    with pytest.raises(ConfigError) as exc:  # the placeholder is refused, naming the user
+        web_config.load(str(path))
+    assert exc.value.errors[0].startswith("basic_auth_users.prometheus:")
+    path.write_text(example.replace("REPLACE-WITH-A-BCRYPT-HASH", _hash(PASSWORD)))
+    settings = web_config.load(str(path))
+    assert settings.tls is not None and settings.excluded == {"/healthz"}
+    assert settings.describe() == "TLS, basic auth (1 user)"

@@ -132,7 +132,8 @@ class WebSettings:
         parts = ["TLS" if self.tls else "plain HTTP"]
         if self.tls is not None and self.tls.verify_mode == ssl.CERT_REQUIRED:
             parts.append("client certificates required")
-        parts.append(f"basic auth ({len(self.users)} users)" if self.users else "no basic auth")
+        n = len(self.users)
+        parts.append(f"basic auth ({n} user{'s' if n != 1 else ''})" if n else "no basic auth")
         return ", ".join(parts)
 
 
