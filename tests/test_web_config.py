@@ -415,6 +415,28 @@ def test_invalid_web_config_names_the_key(pki: Pki, tmp_path: Path, doc, key, ca
     assert err.count(f"  {key}:") == 2 and "plain-password-123" not in err
 
 
+def test_every_problem_is_reported_at_once(pki: Pki, tmp_path: Path) -> None:
+    cert, _ = pki.issue("every")
+    _, other_key = pki.issue("every-other")
+    path = tmp_path / "web.yml"
+    doc = {
+        "basic_auth_users": {"u": "x"},
+        "tls_server_config": {"cert_file": str(cert), "key_file": str(other_key)},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as exc:
+        web_config.load(str(path))
+    keys = [e.split(":")[0] for e in exc.value.errors]
+    assert keys == ["basic_auth_users.u", "tls_server_config.cert_file"]
+
+
+def test_listen_address_flags(capsys) -> None:
+    args = cli.build_parser(only="bridge").parse_args(["bridge", "--web.listen-address", "h:1"])
+    assert args.listen == "h:1"
+    assert cli.main(["run", "--web.listen-address", "nowhere"]) == 2
+    assert "--web.listen-address 'nowhere': no port" in capsys.readouterr().err
+
+
 def test_check_accepts_a_good_file(pki: Pki, capsys) -> None:
     path = _web_file(pki.dir / "web-check.yml", _tls_doc(pki, "checked"))
     assert cli.main(["check", "--web.config.file", str(path)]) == 0

@@ -212,6 +212,7 @@ def _load_pair(
 
 def _tls(doc: Any, base: Path, errors: _Errors, files: list[str]) -> tuple[Any, frozenset[str]]:
     p = "tls_server_config"
+    before = len(errors.items)  # errors of other sections do not stop the TLS checks
     tls = _mapping(doc, p, _TLS_KEYS, errors)
     s = {k: _string(tls, k, p, errors) for k in _TLS_KEYS if k not in _LIST_KEYS}
     sans = _strings(tls, "client_allowed_sans", p, errors)
@@ -272,7 +273,7 @@ def _tls(doc: Any, base: Path, errors: _Errors, files: list[str]) -> tuple[Any, 
     prefer = tls.get("prefer_server_cipher_suites", True)
     if not isinstance(prefer, bool):
         errors.add(f"{p}.prefer_server_cipher_suites", "must be true or false")
-    if errors.items:
+    if len(errors.items) > before:
         return None, frozenset()
     try:
         _load_pair(ctx, (paths.get("cert_file"), s["cert"]), (paths.get("key_file"), s["key"]))
