@@ -36,9 +36,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from urllib3.exceptions import ReadTimeoutError
 
-from autoscaler.config import jsonpath
+from autoscaler.config import ConfigError, jsonpath
 from autoscaler.config.replica_api import ReplicaApi, replica_url
-from autoscaler.runtime import logs
+from autoscaler.runtime import logs, web_config
 from autoscaler.runtime.bounded_server import BoundedHTTPServer
 
 log = logging.getLogger("autoscaler.bridge.server")
@@ -311,7 +311,12 @@ def render(result: ProbeResult) -> bytes:
 class Bridge:
     """The bridge's HTTP server and its own metrics."""
 
-    def __init__(self, settings: BridgeSettings, listen: str = "127.0.0.1:9101") -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        listen: str = "127.0.0.1:9101",
+        web: web_config.WebConfig | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.probes = Counter("bridge_probes", "Probes run.", registry=self.registry)
@@ -327,6 +332,7 @@ class Bridge:
         # Bounded: socket timeout, backlog and handler threads (see bounded_server).
         self.server = BoundedHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), _Handler)
         self.server.bridge = self  # type: ignore[attr-defined]
+        self.server.web = web  # --web.config.file: TLS and basic auth
         self._thread: threading.Thread | None = None
 
     @property
@@ -437,7 +443,14 @@ def settings_from_args(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen", default="127.0.0.1:9101", help="host:port to serve on")
+    parser.add_argument(
+        "--listen",
+        "--web.listen-address",
+        dest="listen",
+        default="127.0.0.1:9101",
+        help="host:port to serve on",
+    )
+    web_config.add_arguments(parser)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds per probe, whole answer included"
@@ -469,8 +482,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
     try:
+        web = web_config.from_args(args)
+    except ConfigError as e:
+        log.error("bridge: %s", web_config.invalid_message(args.web_config_file, e))
+        return 2
+    try:
         settings = settings_from_args(args)
-        bridge = Bridge(settings, args.listen)
+        bridge = Bridge(settings, args.listen, web)
     except (ValueError, OSError) as e:
         log.error("bridge: %s", e)
         return 2
@@ -478,7 +496,11 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(
         signal.SIGTERM, lambda *_: threading.Thread(target=bridge.server.shutdown).start()
     )
-    log.info("bridge listening on %s", bridge.address)
+    log.info(
+        "bridge listening on %s (%s)",
+        bridge.address,
+        "plain HTTP, no auth" if web is None else web.settings.describe(),
+    )
     try:
         bridge.server.serve_forever()
     except KeyboardInterrupt:

@@ -9,6 +9,9 @@ line on stderr per set SimpleScaleVM variable we do not support; exit 2 with eve
 on stderr otherwise (syntax errors with line and column, a missing file, bad values, a
 2.0 and a 3.0 SimpleScaleVM name set differently, no configuration at all). The
 environment overrides (AUTOSCALER_*) apply, exactly as for `autoscaler run`.
+
+`--web.config.file F` also checks the web configuration (TLS, basic auth; certificates
+and keys are loaded); alone (no CONFIG, no $AUTOSCALER_CONFIG, no --env) it checks only F.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from autoscaler.config import ConfigError, redacted
-from autoscaler.runtime import config_source
+from autoscaler.runtime import config_source, web_config
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -45,9 +48,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also print the effective configuration as JSON (defaults filled in, "
         "environment applied, secrets redacted)",
     )
+    web_config.add_arguments(parser)
+
+
+def _check_web(path: str) -> int:
+    try:
+        settings = web_config.load(path)
+    except ConfigError as exc:
+        print(web_config.invalid_message(path, exc), file=sys.stderr)
+        return EXIT_INVALID
+    print(f"OK: web configuration {path}: {settings.describe()}")
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
+    web = getattr(args, "web_config_file", None)
+    if web:
+        code = _check_web(web)
+        if not (args.config or getattr(args, "env", False) or os.environ.get("AUTOSCALER_CONFIG")):
+            return code
+        return max(code, _check_config(args))
+    return _check_config(args)
+
+
+def _check_config(args: argparse.Namespace) -> int:
     env_only = bool(getattr(args, "env", False))
     if env_only and args.config:
         print("error: give a configuration file or --env, not both", file=sys.stderr)

@@ -15,11 +15,11 @@ import threading
 from pathlib import Path
 
 from autoscaler.compat.simplescalevm import warn_unsupported
-from autoscaler.config import Config, ConfigError, redact_url
+from autoscaler.config import Config, ConfigError, parse_host_port, redact_url
 from autoscaler.config.replica_api import sd_target
 from autoscaler.providers.base import Provider, ProviderError
 from autoscaler.providers.registry import build_provider
-from autoscaler.runtime import config_source, logs, reload
+from autoscaler.runtime import config_source, logs, reload, web_config
 from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
@@ -57,6 +57,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="also reload when the configuration file's content changes, checked every "
         "SECONDS (default 5); SIGHUP reloads in any case",
+    )
+    web_config.add_arguments(parser)
+    parser.add_argument(
+        "--web.listen-address",
+        dest="web_listen_address",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve the endpoints here instead of the configuration's `listen`",
     )
 
 
@@ -147,7 +155,26 @@ def _lock(config: Config, providers: dict[str, Provider]) -> StateLock | None:
         return None
 
 
+def _web(args: argparse.Namespace) -> tuple[bool, web_config.WebConfig | None]:
+    """`--web.config.file` and `--web.listen-address`: (False, None) after printing why."""
+    listen = getattr(args, "web_listen_address", None)
+    if listen is not None:
+        try:
+            parse_host_port(listen)
+        except ValueError as e:
+            print(f"error: --web.listen-address {listen!r}: {e}", file=sys.stderr)
+            return False, None
+    try:
+        return True, web_config.from_args(args)
+    except ConfigError as e:
+        print(web_config.invalid_message(args.web_config_file, e), file=sys.stderr)
+        return False, None
+
+
 def run(args: argparse.Namespace) -> int:
+    ok, web = _web(args)  # before anything starts: a bad file is exit 2, like the config
+    if not ok:
+        return 2
     prepared = _prepare(args)
     if prepared is None:
         return 2
@@ -157,20 +184,26 @@ def run(args: argparse.Namespace) -> int:
     if lock is None:
         return 2
     try:
-        return _run(config, providers, args)
+        return _run(config, providers, args, web)
     finally:
         lock.release()
 
 
-def _run(config: Config, providers: dict[str, Provider], args: argparse.Namespace) -> int:
+def _run(
+    config: Config,
+    providers: dict[str, Provider],
+    args: argparse.Namespace,
+    web: web_config.WebConfig | None = None,
+) -> int:
     path = config_path(args)  # already checked by load()
     metrics = Metrics()
     clock = SystemClock()
     shared = SharedState(config.interval_seconds, clock)
+    listen = getattr(args, "web_listen_address", None) or config.listen
     try:
-        _, stop_server = serve(config.listen, metrics, shared)
+        _, stop_server = serve(listen, metrics, shared, web)
     except OSError as e:
-        print(f"error: cannot listen on {config.listen}: {e}", file=sys.stderr)
+        print(f"error: cannot listen on {listen}: {e}", file=sys.stderr)
         for p in providers.values():
             p.close()
         return 2
@@ -200,13 +233,14 @@ def _run(config: Config, providers: dict[str, Provider], args: argparse.Namespac
     if every is not None and (path or os.environ.get("AUTOSCALER_CONFIG")):
         reload.watch(watched, max(0.5, every), reload_requested, stop)
     log.info(
-        "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s, "
+        "autoscaler started: %d group(s) %s, Prometheus %s, every %gs, serving %s (%s), "
         "planner memory in %s",
         len(config.groups),
         ", ".join(g.name for g in config.groups),
         redact_url(config.prometheus.url),
         config.interval_seconds,
-        config.listen,
+        listen,
+        "plain HTTP, no auth" if web is None else web.settings.describe(),
         memory.path,
     )
     try:

@@ -25,6 +25,7 @@ from autoscaler.core.clock import Clock
 from autoscaler.runtime.bounded_server import BoundedHTTPServer
 from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.metrics import Metrics
+from autoscaler.runtime.web_config import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +158,15 @@ class ExporterServer(BoundedHTTPServer):
 
 
 def serve(
-    listen: str, metrics: Metrics, state: SharedState
+    listen: str, metrics: Metrics, state: SharedState, web: WebConfig | None = None
 ) -> tuple[ExporterServer, Callable[[], None]]:
-    """Start serving in a daemon thread; returns the server and a stop function."""
+    """Start serving in a daemon thread; returns the server and a stop function.
+
+    `web` (`--web.config.file`): TLS and basic auth, in force before the first request.
+    """
     host, _, port = listen.rpartition(":")
     server = ExporterServer((host.strip("[]") or "0.0.0.0", int(port)), metrics, state)
+    server.web = web
     thread = threading.Thread(target=server.serve_forever, name="exporter", daemon=True)
     thread.start()
 
