@@ -81,11 +81,13 @@ def test_browsers_get_a_self_contained_page(exporter) -> None:
     url, _ = exporter
     r = requests.get(url + "/", headers={"Accept": BROWSER}, timeout=5)
     assert r.status_code == 200 and r.headers["Content-Type"] == console.CONTENT_TYPE
+    csp = r.headers["Content-Security-Policy"]  # the browser enforces "nothing from elsewhere"
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp
     page = r.text
     assert page.startswith("<!doctype html>") and "<svg" not in page  # drawn by the script
     # Offline: no script, style, font or image from anywhere else, and relative fetches
     # (the page also works under a reverse proxy's path prefix).
-    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=\"(?!data:)", page)
     urls = set(re.findall(r"[a-z]+://[^\s\"'`]+", page))
     assert urls == {"http://www.w3.org/2000/svg"}, urls
     assert 'getJSON("status")' in page and '"api/history"' in page

@@ -69,6 +69,7 @@ def browser() -> Iterator[Any]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.set_page_load_timeout(20)
@@ -208,5 +209,8 @@ def test_console_follows_a_scaling_group_and_shows_no_secret(browser: Any) -> No
         for where, text in texts.items():
             for secret in (password, pair):
                 assert secret not in text, f"a secret reached {where}"
+        # No script error, no resource refused by the page's CSP, nothing failed to load.
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe
         # JSON clients still get SimpleScaleVM's answer on the same server.
         assert requests.get(f"{s.url}/", timeout=5).json() == {"status": 1, "isMaster": True}

@@ -18,6 +18,16 @@ from autoscaler.runtime.history import History
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 HISTORY_PATH = "/api/history"
+# Nothing from elsewhere may load (the page is self-contained: this enforces it), the
+# script may only talk to this daemon, and no other site may frame the page.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 @cache

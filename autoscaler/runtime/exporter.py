@@ -114,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
                     master = state.is_master
                 self._json(200, {"status": 1, "isMaster": master})
             else:
-                self._send(200, console.page(), console.CONTENT_TYPE)  # a browser
+                self._send(200, console.page(), console.CONTENT_TYPE, console.HEADERS)
         elif url.path == console.HISTORY_PATH:
             self._send(200, console.history_json(state.history, url.query), "application/json")
         elif url.path == "/metrics":
@@ -143,9 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, body: Any) -> None:
         self._send(code, json.dumps(body, default=str).encode(), "application/json")
 
-    def _send(self, code: int, body: bytes, ctype: str) -> None:
+    def _send(
+        self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
