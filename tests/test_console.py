@@ -52,8 +52,11 @@ def test_history_logs_changes_not_cycles_and_is_bounded() -> None:
     log = h.snapshot()["groups"]["web"]["decisions"]
     assert [(e["at"], e["last_at"], e["cycles"]) for e in log] == [(10, 14, 5), (20, 20, 1)]
     assert log[-1]["direction"] == "up" and log[-1]["code"] == "headroom_short"
+    for t in range(4):  # a reason quoting a moving signal is still the same decision
+        h.record(_decision(30.0 + t, 3, 3, f"free {t}.5 >= 4"))
+    assert h.snapshot()["groups"]["web"]["decisions"][-1]["reason"] == "free 0.5 >= 4"
     for t in range(10):
-        h.record(_decision(30.0 + t, 1, 1, f"reason {t}"))
+        h.record(_decision(50.0 + t, t, t))
     assert len(h.snapshot()["groups"]["web"]["decisions"]) == 3
 
 

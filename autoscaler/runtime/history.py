@@ -23,7 +23,8 @@ MAX_DECISIONS = 20  # per group
 
 @dataclass
 class _Entry:
-    """One decision, and how many cycles in a row decided the same (`last_at` the latest)."""
+    """One decision, and how many cycles in a row decided the same (`last_at` the latest);
+    `reason` is the first one's: why it started."""
 
     at: float
     last_at: float
@@ -36,12 +37,13 @@ class _Entry:
     cycles: int = 1
 
     def same(self, d: Decision) -> bool:
-        return (self.current, self.desired, self.direction, self.code, self.reason) == (
+        # Not the reason: it quotes the signal ("free 17.2 >= ..."), which moves every
+        # cycle, and a log of 20 identical holds would hide the last real change.
+        return (self.current, self.desired, self.direction, self.code) == (
             d.current,
             d.desired,
             str(d.direction),
             str(d.code),
-            d.reason,
         )
 
 
