@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # libvirt-dev, pkg-config and gcc: libvirt-python (dev extra) builds against the host libvirt
 # podman, runc, busybox-static: the real Docker-compatible engine of the docker provider's tests
+# chromium, chromium-driver: the real headless browser of the operator console's test
 DEBS   := prometheus prometheus-alertmanager libvirt-dev pkg-config gcc podman runc busybox-static
+DEBS   += chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-debs demo test lint bench dashboards clean

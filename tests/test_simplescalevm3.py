@@ -236,7 +236,8 @@ def test_root_answers_simplescalevm_status_to_json_clients(exporter):
         assert r.json() == {"status": 1, "isMaster": True}
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     r = requests.get(url + "/", headers={"Accept": browser}, timeout=5)
-    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    # a browser gets the operator console (issue #13), which links the endpoints
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
     assert "/metrics" in r.text and "/status" in r.text
     with state.lock:
         state.is_master = False  # what a standby would answer, once there is HA

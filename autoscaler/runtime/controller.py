@@ -231,6 +231,7 @@ class Controller:
             if decision is None:
                 planned = False
                 continue  # planning failed: this group holds, the others go on
+            self.shared.history.record(decision)  # the console's chart and decision log
             if decision.dry_run:
                 self._log_decision(rt, decision)
                 # The plan is exported as if it had been acted on, cooldowns included.
@@ -264,6 +265,7 @@ class Controller:
             # staleness on its own monotonic clock, which a wall-clock step cannot move.
             self.metrics.last_success.set(wall)
             self.shared.mark_success(wall)
+        self.shared.history.forget_others(set(self.groups))  # groups a reload removed
         with self._sd_lock:
             self.shared.publish(self._status(wall, prometheus_ok), self._sd())
         return ok and planned

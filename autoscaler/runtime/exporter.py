@@ -2,7 +2,8 @@
 
 `GET /` answers SimpleScaleVM's status document, `{"status": 1, "isMaster": true}`, to
 JSON clients (SimpleScaleVM's health checks: `Accept: application/json`, `*/*` or no
-Accept header); a browser (`text/html` preferred) gets the list of endpoints instead.
+Accept header); a browser (`text/html` preferred) gets the operator console
+(autoscaler/runtime/console.py), which polls /status and /api/history.
 
 The controller publishes immutable snapshots; handlers only read them, so a slow scrape
 never blocks a cycle and a cycle never blocks a scrape.
@@ -22,8 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from autoscaler.config.secrets import registry as secret_registry
 from autoscaler.core.clock import Clock
+from autoscaler.runtime import console
 from autoscaler.runtime.bounded_server import BoundedHTTPServer
 from autoscaler.runtime.clock import SystemClock
+from autoscaler.runtime.history import History
 from autoscaler.runtime.metrics import Metrics
 from autoscaler.runtime.web_config import WebConfig
 
@@ -48,6 +51,8 @@ class SharedState:
         # SimpleScaleVM's isMaster: this instance acts. Without high availability there
         # is no standby, so always True; a leader election would set it.
         self.is_master = True
+        # The console's chart and decision log: written by the controller each cycle.
+        self.history = History()
 
     def publish(self, status: dict[str, Any], sd: dict[str, list[dict[str, Any]]]) -> None:
         with self.lock:
@@ -109,8 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
                     master = state.is_master
                 self._json(200, {"status": 1, "isMaster": master})
             else:
-                index = "\n".join(["autoscaler", *self.server.endpoints, ""]).encode()
-                self._send(200, index, "text/plain; charset=utf-8")
+                self._send(200, console.page(), console.CONTENT_TYPE, console.HEADERS)
+        elif url.path == console.HISTORY_PATH:
+            self._send(200, console.history_json(state.history, url.query), "application/json")
         elif url.path == "/metrics":
             text = generate_latest(self.server.metrics.registry).decode()
             self._send(200, secret_registry.redact(text).encode(), CONTENT_TYPE_LATEST)
@@ -137,9 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, body: Any) -> None:
         self._send(code, json.dumps(body, default=str).encode(), "application/json")
 
-    def _send(self, code: int, body: bytes, ctype: str) -> None:
+    def _send(
+        self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -149,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ExporterServer(BoundedHTTPServer):
-    endpoints = ["/", "/metrics", "/status", "/healthz", "/sd?via=direct|bridge"]
+    endpoints = ["/", "/metrics", "/status", "/healthz", "/sd?via=direct|bridge", "/api/history"]
 
     def __init__(self, address: tuple[str, int], metrics: Metrics, state: SharedState) -> None:
         super().__init__(address, _Handler)
