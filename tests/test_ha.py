@@ -546,3 +546,17 @@ def _ops(s: Stack, group: str) -> float:
         s.metric("autoscaler_provider_requests_total", {"group": group, "operation": op})
         for op in ("create", "delete")
     )
+
+
+def test_once_refuses_to_act_beside_the_elected_leader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autoscaler.cli import main
+
+    group = {**local_group(tmp_path / "run"), "min": 1}
+    config = {"groups": {"web": group}, "ha": {"endpoints": ["http://127.0.0.1:9"]}}
+    path = tmp_path / "autoscaler.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["once", "--config", str(path)]) == 2
+    assert "ha is configured: `once` would act beside the elected leader" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "web").exists() or not list((tmp_path / "run").rglob("*.json"))

@@ -210,7 +210,14 @@ def _run(
         for p in providers.values():
             p.close()
         return 2
-    elector = None if config.ha is None else ha_setup.elector(config, metrics, shared)
+    try:
+        elector = None if config.ha is None else ha_setup.elector(config, metrics, shared)
+    except ha_setup.MissingClient as e:
+        print(f"error: {e}", file=sys.stderr)
+        stop_server()
+        for p in providers.values():
+            p.close()
+        return 2
     memory = (
         open_store(config, clock) if elector is None else ha_setup.memory(config, elector, clock)
     )

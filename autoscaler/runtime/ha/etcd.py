@@ -14,15 +14,31 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-with warnings.catch_warnings():
-    # futurist (etcd3gw's watch pool) imports eventlet when present, which warns that it is
-    # deprecated: nothing of ours, and not for the operator's log.
-    warnings.simplefilter("ignore")
-    from etcd3gw import exceptions
-    from etcd3gw.client import Etcd3Client
+
+class MissingClient(RuntimeError):
+    """etcd3gw is an optional dependency (the `ha` extra): the message says how to add it."""
+
+
+def _etcd3gw() -> tuple[ModuleType, type]:
+    """etcd3gw's exceptions module and client class, imported on first use: without an
+    ha block the daemon needs neither the package nor its dependencies."""
+    try:
+        with warnings.catch_warnings():
+            # futurist (etcd3gw's watch pool) imports eventlet when present, which warns
+            # that it is deprecated: nothing of ours, and not for the operator's log.
+            warnings.simplefilter("ignore")
+            from etcd3gw import exceptions
+            from etcd3gw.client import Etcd3Client
+    except ImportError as e:
+        raise MissingClient(
+            f"ha needs the etcd3gw package ({e}): pip install 'autoscaler[ha]' "
+            "(or etcd3gw, pinned in requirements-dev.txt)"
+        ) from None
+    return exceptions, Etcd3Client
 
 
 class EtcdError(Exception):
@@ -61,17 +77,17 @@ class Etcd:
         if not endpoints:
             raise ValueError("no etcd endpoint")
         self.endpoints = list(endpoints)
+        self._errors, self._client_class = _etcd3gw()
         self._clients = [self._client(url, timeout_seconds) for url in self.endpoints]
         self._current = 0  # the endpoint that answered last: tried first
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _client(url: str, timeout: float) -> Etcd3Client:
+    def _client(self, url: str, timeout: float) -> Any:
         parts = urlsplit(url)
         host = parts.hostname or "127.0.0.1"
         port = parts.port or (443 if parts.scheme == "https" else 2379)
         # api_path fixed (etcd >= 3.4): no /version round trip hidden in the first call.
-        return Etcd3Client(
+        return self._client_class(
             host=host, port=port, protocol=parts.scheme, timeout=timeout, api_path="/v3/"
         )
 
@@ -85,13 +101,13 @@ class Etcd:
             try:
                 result = client.post(client.get_url(path), data=json.dumps(payload))
             except (
-                exceptions.ConnectionFailedError,
-                exceptions.ConnectionTimeoutError,
-                exceptions.InternalServerError,
+                self._errors.ConnectionFailedError,
+                self._errors.ConnectionTimeoutError,
+                self._errors.InternalServerError,
             ) as e:
                 problems.append(f"{self.endpoints[n]}: {_reason(e)}")
                 continue
-            except exceptions.Etcd3Exception as e:
+            except self._errors.Etcd3Exception as e:
                 raise EtcdError(f"{self.endpoints[n]}: {_reason(e)}") from None
             with self._lock:
                 self._current = n
@@ -159,9 +175,9 @@ class Etcd:
         self._post("kv/lease/revoke", {"ID": lease})
 
 
-def _reason(e: exceptions.Etcd3Exception) -> str:
+def _reason(e: Exception) -> str:
     """What went wrong, in one line: the gateway's error text or the connection error."""
-    detail = e.detail_text or " ".join(str(a) for a in e.args) or type(e).__name__
+    detail = getattr(e, "detail_text", None) or " ".join(str(a) for a in e.args) or type(e).__name__
     try:
         doc = json.loads(detail)
         if isinstance(doc, dict) and doc.get("error"):

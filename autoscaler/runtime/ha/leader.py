@@ -109,6 +109,13 @@ class LeaderElector:
 
     # --- the campaign ------------------------------------------------------------------
     def start(self) -> None:
+        log.info(
+            "high availability: campaigning as %s for %s on etcd %s (lease TTL %ds)",
+            self.identity,
+            self.key,
+            ", ".join(self.etcd.endpoints),
+            self.ha.lease_ttl_seconds,
+        )
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
         self._thread.start()
 

@@ -6,11 +6,12 @@ from autoscaler.config import Config
 from autoscaler.core.clock import Clock
 from autoscaler.core.planner import memory_horizon
 from autoscaler.runtime.exporter import SharedState
+from autoscaler.runtime.ha.etcd import MissingClient
 from autoscaler.runtime.ha.leader import LeaderElector
 from autoscaler.runtime.ha.memory import EtcdMemoryStore
 from autoscaler.runtime.metrics import Metrics
 
-__all__ = ["LeaderElector", "elector", "memory"]
+__all__ = ["LeaderElector", "MissingClient", "elector", "memory"]
 
 
 def elector(config: Config, metrics: Metrics, shared: SharedState) -> LeaderElector:
