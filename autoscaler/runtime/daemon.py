@@ -295,6 +295,9 @@ def once(args: argparse.Namespace) -> int:
         return 2
     try:
         return _once(config, providers)
+    except ha_setup.MissingClient as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         if lock is not None:
             lock.release()
