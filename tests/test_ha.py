@@ -469,6 +469,10 @@ def test_two_daemons_one_scales_sigkill_the_leader_and_the_other_keeps_the_coold
         ha_a, ha_b = a.status()["ha"], b.status()["ha"]
         assert ha_a["is_leader"] and ha_a["leader"] == ha_a["identity"]
         assert not ha_b["is_leader"] and ha_b["leader"] == ha_a["identity"]
+        json_accept = {"Accept": "application/json"}  # SimpleScaleVM's status document
+        for d, master in ((a, True), (b, False)):
+            doc = requests.get(f"{d.url}/", headers=json_accept, timeout=5).json()
+            assert doc == {"status": 1, "isMaster": master}
         # Demand says 1 from now on: a scales down one step; its cooldown starts.
         config = yaml.safe_load(stack.config_path.read_text())
         config["groups"][group]["min"] = 1

@@ -20,7 +20,8 @@ def elector(config: Config, metrics: Metrics, shared: SharedState) -> LeaderElec
 
     def changed(leading: bool) -> None:
         metrics.leader.set(1 if leading else 0)
-        shared.is_master = leading
+        with shared.lock:
+            shared.is_master = leading
 
     changed(False)  # a follower until etcd says otherwise
     e = LeaderElector(config.ha, on_change=changed)
