@@ -10,6 +10,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium, chromium-driver: the real headless browser of the operator console's test
 DEBS   := prometheus prometheus-alertmanager libvirt-dev pkg-config gcc podman runc busybox-static
 DEBS   += chromium chromium-driver
+# etcd-server, etcd-client: leader election (ha); the HA tests run a real etcd on loopback
+DEBS   += etcd-server etcd-client
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-debs demo test lint bench dashboards clean

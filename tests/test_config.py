@@ -109,6 +109,16 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
         "bridge_address": "127.0.0.1:9101",
         "log_level": "DEBUG",
         "state_dir": "/var/lib/autoscaler",
+        "ha": {
+            "endpoints": ["http://10.0.0.1:2379", "https://10.0.0.2:2379/"],
+            "key_prefix": "/scalers/web/",
+            "lease_ttl_seconds": 15,
+            "renew_seconds": 4,
+            "poll_seconds": 0.5,
+            "timeout_seconds": 1.5,
+            "safety_margin_seconds": 2,
+            "identity": "scaler-a",
+        },
         "groups": {
             "batch": {
                 "provider": {"type": "tiny", "size": 3},
@@ -211,7 +221,10 @@ def test_every_schema_field_is_loadable(tmp_path):
     assert (group.max_terminations_per_cycle, group.termination_below_min) == (3, True)
     assert group.provider.options == {"size": 3}
     # Every dataclass field was set away from its default: none is unloadable.
-    for obj in (config, config.prometheus, group, group.policies[3]):
+    assert config.ha is not None
+    assert config.ha.endpoints == ("http://10.0.0.1:2379", "https://10.0.0.2:2379")
+    assert config.ha.key_prefix == "/scalers/web"  # the trailing / dropped
+    for obj in (config, config.prometheus, group, group.policies[3], config.ha):
         for f in dataclasses.fields(obj):
             # base_dir is not a key: load_config sets it to the file's directory.
             # expect_capacity cannot be false beside a headroom policy: tested below.

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from autoscaler.config.replica_api import REPLICA_API_KEYS, ReplicaApi
-from autoscaler.config.schema import Config, PrometheusConfig
+from autoscaler.config.schema import Config, HAConfig, PrometheusConfig
 from autoscaler.config.secrets import REDACTED, is_secret_key, redact_url
 from autoscaler.core.policies import REGISTRY
 from autoscaler.core.spec import (
@@ -274,6 +274,8 @@ def _keys(cls: type, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 PROMETHEUS_KEYS = (*_keys(PrometheusConfig), "password_file")
 TOP_LEVEL_KEYS = _keys(Config, without=("base_dir",))  # base_dir: where the file is
 GROUP_KEYS = _keys(GroupConfig, without=("name",))
+HA_KEYS = _keys(HAConfig)
+_KEY_PREFIX = re.compile(r"/[\x21-\x7e]*")
 BEHAVIOR_KEYS = _keys(ScalingBehavior)
 POLICY_KEYS = {
     "headroom": _keys(HeadroomPolicyConfig),
@@ -409,6 +411,7 @@ class Checker:
         values["target_labels"] = self.target_labels(
             doc.get("target_labels", {}), (values["group_label"], values["replica_label"])
         )
+        values["ha"] = self.ha(doc.get("ha"), "ha")
         groups = self.groups(doc.get("groups", _ABSENT), values["bridge_address"])
         if self.errors or prometheus is None or groups is None:
             return None
@@ -475,6 +478,66 @@ class Checker:
         if _INVALID in values.values():
             return None
         return PrometheusConfig(**values)
+
+    def ha(self, raw: Any, path: str) -> Any:
+        """Leader election on etcd (docs/ha.md); None (absent or null): off."""
+        if raw is None:
+            return None
+        section = self.mapping(raw, path, HA_KEYS)
+        if section is None:
+            return _INVALID
+        endpoints: Any = _INVALID
+        raw_endpoints = section.get("endpoints", _ABSENT)
+        where = _join(path, "endpoints")
+        if raw_endpoints is _ABSENT:
+            self.error(
+                where, "is required: a non-empty list of etcd URLs, e.g. [http://127.0.0.1:2379]"
+            )
+        elif not isinstance(raw_endpoints, list) or not raw_endpoints:
+            self.bad(where, raw_endpoints, "a non-empty list of etcd URLs")
+        else:
+            urls = [
+                self.get({f"{where}[{i}]": u}, f"{where}[{i}]", "", _Url())
+                for i, u in enumerate(raw_endpoints)
+            ]
+            if _INVALID not in urls:
+                endpoints = tuple(u.rstrip("/") for u in urls)
+        d = {k: _default(HAConfig, k) for k in HA_KEYS if k != "endpoints"}
+        prefix = _Text(_KEY_PREFIX, "an etcd key prefix starting with '/', no spaces")
+        values = {
+            "endpoints": endpoints,
+            "key_prefix": self.get(section, "key_prefix", path, prefix, d["key_prefix"]),
+            "lease_ttl_seconds": self.get(
+                section,
+                "lease_ttl_seconds",
+                path,
+                _Number(minimum=2, integer=True),
+                d["lease_ttl_seconds"],
+            ),
+            "identity": self.get(section, "identity", path, _Text(), None, nullable=True),
+        }
+        for key in ("renew_seconds", "poll_seconds", "timeout_seconds"):
+            values[key] = self.get(
+                section, key, path, _POSITIVE, d[key], nullable=key == "renew_seconds"
+            )
+        values["safety_margin_seconds"] = self.get(
+            section, "safety_margin_seconds", path, _NON_NEGATIVE, d["safety_margin_seconds"]
+        )
+        if _INVALID in values.values():
+            return _INVALID
+        values["key_prefix"] = values["key_prefix"].rstrip("/") or "/"
+        ha = HAConfig(**values)
+        budget = ha.renew + ha.timeout_seconds + ha.safety_margin_seconds
+        if budget >= ha.lease_ttl_seconds:
+            self.error(
+                _join(path, "lease_ttl_seconds"),
+                f"must be more than renew_seconds + timeout_seconds + safety_margin_seconds "
+                f"({ha.renew:g} + {ha.timeout_seconds:g} + {ha.safety_margin_seconds:g} = "
+                f"{budget:g}), so the lease is renewed before it can no longer be guaranteed "
+                f"(got {ha.lease_ttl_seconds})",
+            )
+            return _INVALID
+        return ha
 
     def read_secret(self, file_name: str, path: str) -> Any:
         try:

@@ -21,6 +21,24 @@ class PrometheusConfig:
 
 
 @dataclass(frozen=True)
+class HAConfig:
+    """Leader election on etcd (runtime/ha/): several instances, exactly one acts."""
+
+    endpoints: tuple[str, ...]  # http(s) URLs of the etcd cluster's members
+    key_prefix: str = "/autoscaler"  # the leader key and the planner memory live under it
+    lease_ttl_seconds: int = 10  # a dead leader's lease ends this long after its last renewal
+    renew_seconds: float | None = None  # None: a third of the TTL
+    poll_seconds: float = 1.0  # a follower looks for a vacant leadership this often
+    timeout_seconds: float = 2.0  # every request to etcd
+    safety_margin_seconds: float = 1.0  # stop acting this long before the lease could end
+    identity: str | None = None  # None: hostname:pid
+
+    @property
+    def renew(self) -> float:
+        return self.lease_ttl_seconds / 3 if self.renew_seconds is None else self.renew_seconds
+
+
+@dataclass(frozen=True)
 class Config:
     prometheus: PrometheusConfig
     groups: tuple[GroupConfig, ...]
@@ -44,3 +62,5 @@ class Config:
     # Directory of the planner's memory (runtime/state_store.py); None: the first local
     # group's run_dir, else `.autoscaler-state` next to the configuration file.
     state_dir: str | None = None
+    # Leader election on etcd; None: one instance, guarded by a lock in state_dir.
+    ha: HAConfig | None = None

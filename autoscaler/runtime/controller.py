@@ -43,6 +43,7 @@ from autoscaler.observe.prometheus import Invalid, PrometheusReader
 from autoscaler.providers.base import ActionResult, Provider
 from autoscaler.runtime.clock import as_clock
 from autoscaler.runtime.exporter import SharedState
+from autoscaler.runtime.guard import ACTIONS, ActGuard
 from autoscaler.runtime.logs import FailureKey, FailureLog
 from autoscaler.runtime.metrics import REPLICA_STATES, Metrics
 from autoscaler.runtime.replica_ages import ReplicaAges
@@ -88,12 +89,15 @@ class Controller:
         bridge_target: BridgeTarget | None = None,
         clock: Clock | Callable[[], float] | None = None,
         memory: PlannerMemoryStore | None = None,
+        guard: ActGuard | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.shared = shared
         self.clock = as_clock(clock)  # a plain function serves as both clocks
         self.memory = memory  # None: the planner's memory lives only as long as this process
+        self.guard = guard  # None: this instance always acts (runtime/guard.py)
+        self._term: int | None = None
         self.failures = FailureLog(log)
         self._failed_queries: set[FailureKey] = set()  # queries that failed in this cycle
         self._sd_lock = threading.Lock()  # /sd is built and published by several threads
@@ -158,6 +162,10 @@ class Controller:
     def _provider_call(self, rt: GroupRuntime, op: str, fn: Callable[[], T]) -> T | None:
         """Run one provider operation: timed, counted, failures logged once. None on error."""
         key = FailureKey("provider", rt.cfg.name, op)
+        if op in ACTIONS and self.guard is not None and not self.guard.may_act():
+            log.warning("group %s: %s not done: this instance no longer leads", rt.cfg.name, op)
+            rt.action_errors.append(f"{op}: not done, this instance no longer leads")
+            return None
         start = time.monotonic()
         try:
             result = fn()
@@ -203,6 +211,7 @@ class Controller:
         start = time.monotonic()
         at = read(self.clock)
         now, wall = at.monotonic, at.wall  # the planner's intervals; observations and export
+        leading = self._leading()
         listed: dict[str, list[Replica]] = {}
         for name, rt in self.groups.items():
             replicas = self._provider_call(rt, "list", rt.provider.list)
@@ -232,6 +241,8 @@ class Controller:
                 planned = False
                 continue  # planning failed: this group holds, the others go on
             self.shared.history.record(decision)  # the console's chart and decision log
+            if not leading:
+                continue  # a follower decides, for /status and /metrics, but never acts
             if decision.dry_run:
                 self._log_decision(rt, decision)
                 # The plan is exported as if it had been acted on, cooldowns included.
@@ -252,7 +263,8 @@ class Controller:
         wait(actions, timeout=max(30.0, 3 * self.config.interval_seconds))
         for name in observations:
             self._remember(self.groups[name])
-            self._save_memory(self.groups[name])
+            if leading:
+                self._save_memory(self.groups[name])
 
         ok = prometheus_ok and len(listed) == len(self.groups)
         self.metrics.heartbeat.inc()
@@ -289,6 +301,18 @@ class Controller:
             if key.scope == "prometheus" and key not in self._failed_queries:
                 self.failures.ok(key)
         return observations
+
+    def _leading(self) -> bool:
+        """Whether this instance acts this cycle. Under HA, a follower, or a leader in a new
+        term, drops the memory it holds so the store's (the leader's) is loaded again."""
+        if self.guard is None:
+            return True
+        term = self.guard.term()
+        if term is None or term != self._term:
+            for rt in self.groups.values():
+                rt.state = None
+        self._term = term
+        return term is not None
 
     def _decide(self, rt: GroupRuntime, obs: Observation, now: float) -> Decision | None:
         """Plan one group and export the decision; None (the group holds) if that raises.
@@ -529,6 +553,7 @@ class Controller:
             "errors": self.failures.failing_for(None),  # daemon-wide: Prometheus
             "queries_last_cycle": self.reader.queries_last_cycle,
             "groups": groups,
+            **({"ha": self.guard.status()} if self.guard is not None else {}),
         }
 
     def _sd(self) -> dict[str, list[dict[str, Any]]]:

@@ -23,6 +23,7 @@ from autoscaler.runtime import config_source, logs, reload, web_config
 from autoscaler.runtime.clock import SystemClock
 from autoscaler.runtime.controller import Controller, decision_json
 from autoscaler.runtime.exporter import SharedState, serve
+from autoscaler.runtime.ha import setup as ha_setup
 from autoscaler.runtime.metrics import Metrics
 from autoscaler.runtime.state_lock import StateDirLocked, StateLock, acquire
 from autoscaler.runtime.state_store import open_store, state_dir
@@ -179,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     if prepared is None:
         return 2
     config, providers = prepared
+    if config.ha is not None:
+        return _run(config, providers, args, web)  # etcd elects the one that acts: no lock
     # Before listening: a second instance says why it refuses, not "address in use".
     lock = _lock(config, providers)
     if lock is None:
@@ -207,9 +210,26 @@ def _run(
         for p in providers.values():
             p.close()
         return 2
-    memory = open_store(config, clock)
+    try:
+        elector = None if config.ha is None else ha_setup.elector(config, metrics, shared)
+    except ha_setup.MissingClient as e:
+        print(f"error: {e}", file=sys.stderr)
+        stop_server()
+        for p in providers.values():
+            p.close()
+        return 2
+    memory = (
+        open_store(config, clock) if elector is None else ha_setup.memory(config, elector, clock)
+    )
     controller = Controller(
-        config, providers, metrics, shared, bridge_target=sd_target, clock=clock, memory=memory
+        config,
+        providers,
+        metrics,
+        shared,
+        bridge_target=sd_target,
+        clock=clock,
+        memory=memory,
+        guard=elector,
     )
     reload.mark(controller, True)  # the configuration loaded at start is the last good one
     stop = threading.Event()
@@ -241,12 +261,14 @@ def _run(
         config.interval_seconds,
         listen,
         "plain HTTP, no auth" if web is None else web.settings.describe(),
-        memory.path,
+        memory.where,
     )
     try:
         controller.run(stop, reload_requested, lambda: reload.reload(path, controller))
     finally:
-        controller.close()
+        controller.close()  # actions still running end first: only then is leadership given up
+        if elector is not None:
+            elector.stop()
         stop_server()
         log.info("autoscaler stopped; replicas left running")
     return 0
@@ -258,12 +280,24 @@ def once(args: argparse.Namespace) -> int:
     if prepared is None:
         return 2
     config, providers = prepared
+    if config.ha is not None and not args.dry_run:
+        print(
+            "error: ha is configured: `once` would act beside the elected leader; "
+            "use --dry-run, or `run`",
+            file=sys.stderr,
+        )
+        for p in providers.values():
+            p.close()
+        return 2
     # Acting beside a running daemon is what the lock forbids; a dry run only reads.
     lock = None if args.dry_run else _lock(config, providers)
     if lock is None and not args.dry_run:
         return 2
     try:
         return _once(config, providers)
+    except ha_setup.MissingClient as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         if lock is not None:
             lock.release()
@@ -280,7 +314,9 @@ def _once(config: Config, providers: dict[str, Provider]) -> int:
         clock=clock,
         # Reads a running daemon's memory, never writes it: one cycle tried by hand must not
         # overwrite the daemon's windows and cooldowns.
-        memory=open_store(config, clock, read_only=True),
+        memory=open_store(config, clock, read_only=True)
+        if config.ha is None
+        else ha_setup.memory(config, ha_setup.LeaderElector(config.ha), clock, read_only=True),
     )
     try:
         ok = controller.cycle()

@@ -35,6 +35,12 @@ class Metrics:
         self.interval = Gauge(
             "autoscaler_interval_seconds", "Configured time between cycles.", registry=r
         )
+        self.leader = Gauge(
+            "autoscaler_leader",
+            "1 while this instance acts: the HA leader, or the only instance (no ha block).",
+            registry=r,
+        )
+        self.leader.set(1)
         self.cycle_duration = Histogram(
             "autoscaler_cycle_duration_seconds",
             "Duration of a whole control cycle.",

@@ -32,6 +32,7 @@ log = logging.getLogger("autoscaler")
 _AT_START: tuple[tuple[str, Callable[[Config], object]], ...] = (
     ("listen", lambda c: c.listen),
     ("state_dir", state_dir),
+    ("ha", lambda c: c.ha),
 )
 
 
@@ -59,7 +60,9 @@ def _keep_start_settings(running: Config, new: Config) -> Config:
                 value(running),
             )
     # Keep the running values, so the next reload compares against what is in effect.
-    return dataclasses.replace(new, listen=running.listen, state_dir=running.state_dir)
+    return dataclasses.replace(
+        new, listen=running.listen, state_dir=running.state_dir, ha=running.ha
+    )
 
 
 def reload(

@@ -9,7 +9,9 @@ than any window it could matter for. Ignored memory is no worse than none: the c
 then starts from `initial_state`, as it always did.
 
 `encode` and `decode` are the persisted form and its checks; a store only moves documents.
-Another store (etcd, for HA) implements the same two methods with them.
+Two backends implement `PlannerMemoryStore` with them: this file store (one instance per
+state directory) and, under HA, the etcd store (runtime/ha/memory.py), which every
+instance reads and only the leader writes.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ MAX_RECOMMENDATIONS = 100_000  # a 1 h window at 1 s intervals has 3600: more is
 
 class PlannerMemoryStore(Protocol):
     """The planner memory of each group, on this process's monotonic timeline."""
+
+    @property
+    def where(self) -> str:
+        """Where the memory is kept, for the start-up log line."""
+        ...
 
     def load(self, group: str) -> PlannerState | None:
         """The group's memory, or None when there is none worth trusting (logged)."""
@@ -169,6 +176,10 @@ class JsonFileMemoryStore:
         self.horizons = dict(horizons)
         self.read_only = read_only
         self._entries: dict[str, Any] | None = None
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     def _read(self) -> dict[str, Any]:
         """This daemon's groups as first read (warnings logged once, then cached)."""
