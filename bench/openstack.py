@@ -77,7 +77,9 @@ def run(emu: OpenStackEmulator, concurrency: int | None, count: int, n: int) -> 
             wall = time.monotonic() - t0
             ok = len(res.succeeded)
             c = calls(emu, mark)
-            rows.append(f"| {label} | {phase} | {ok}/{count} | {wall:.1f} | {sum(c.values())} | {fmt(c)} |")
+            rows.append(
+                f"| {label} | {phase} | {ok}/{count} | {wall:.1f} | {sum(c.values())} | {fmt(c)} |"
+            )
     finally:
         p.close()
         with emu.lock:  # not through the API: deleting at 1 s a call is not what is measured
@@ -98,7 +100,9 @@ def main() -> int:
     emu = OpenStackEmulator(
         latency=args.latency, build_seconds=0.1, delete_seconds=0.1, max_instances=10**6
     ).start()
-    print(f"OpenStack provider, emulator with {args.latency:g} s per API call, {args.count} servers")
+    print(
+        f"OpenStack provider, emulator with {args.latency:g} s per API call, {args.count} servers"
+    )
     print()
     print("| max_concurrency | scale-up | created | wall s | API calls | by kind |")
     print("|---|---|---|---|---|---|")

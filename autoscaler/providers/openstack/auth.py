@@ -106,7 +106,7 @@ def widen_http_pool(conn: Any, size: int) -> None:
 
     ks_session = getattr(conn, "session", None)
     adapters = getattr(ks_session, "adapters", None)
-    if not isinstance(adapters, Mapping):
+    if ks_session is None or not isinstance(adapters, Mapping):
         return
     for scheme, adapter in list(adapters.items()):
         if type(adapter) is TCPKeepAliveAdapter:

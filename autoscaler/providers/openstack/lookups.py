@@ -65,8 +65,12 @@ class Lookups:
         """Start every look-up not cached nor under way; returns at once."""
         with self._lock:
             self._start_missing()
+            renewing = None
             if self._clock() - self._started_at > self._max_age and self._renewing is None:
-                self._renew_in_background()
+                renewing = {key: self._pool.submit(self._resolvers[key]) for key in KEYS}
+                self._renewing = renewing
+        if renewing is not None:  # outside the lock: a done future calls back at once
+            self._swap_when_done(renewing)
 
     def _start_missing(self) -> None:
         if not self._futures:
@@ -76,10 +80,7 @@ class Lookups:
             if f is None or (f.done() and f.exception() is not None):
                 self._futures[key] = self._pool.submit(self._resolvers[key])
 
-    def _renew_in_background(self) -> None:
-        renewing = {key: self._pool.submit(self._resolvers[key]) for key in KEYS}
-        self._renewing = renewing
-
+    def _swap_when_done(self, renewing: dict[str, Future[Any]]) -> None:
         def swap(_: Future[Any]) -> None:
             if not all(f.done() for f in renewing.values()):
                 return

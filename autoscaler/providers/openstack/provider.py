@@ -531,7 +531,9 @@ class OpenStackProvider(ReplicaProvider):
                         return "failed", f"{last}; lookup: {self._redact(_short(lookup_exc))}", None
                     if fresh.ids() == r.ids():
                         return "failed", last, None
-                    log.info("group %s: flavor, image or network id changed: resending", self.s.group)
+                    log.info(
+                        "group %s: flavor, image or network id changed: resending", self.s.group
+                    )
                     r = fresh
                     body.update(
                         image_id=r.image, flavor_id=r.flavor, networks=[{"uuid": r.network_id}]
