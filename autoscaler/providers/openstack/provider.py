@@ -299,6 +299,21 @@ def _short(exc: BaseException) -> str:
     return (first if first.startswith(name) else f"{name}: {first}")[:300]
 
 
+def _one(kind: str, value: str, items: Any) -> Any:
+    """The item whose id is `value`, else the one named `value` (as find_* decides)."""
+    named = []
+    for item in items:
+        if item.id == value:
+            return item
+        if item.name == value:
+            named.append(item)
+    if len(named) > 1:
+        raise LookupError(f"{len(named)} {kind}s are named {value!r}: give the id")
+    if not named:
+        raise LookupError(f"no {kind} named or with id {value!r}")
+    return named[0]
+
+
 def _refused_id(exc: BaseException, r: Resolved) -> bool:
     """True when Nova refused a create naming the flavor, image or network id it was sent
     ("Image <id> could not be found.", "Flavor <id> could not be found.", ...)."""
@@ -373,17 +388,29 @@ class OpenStackProvider(ReplicaProvider):
             "network_name": r.network_name,
         }
 
+    # One call each on the usual path (find_* first GETs the value as an id, then lists).
     def _find_flavor(self) -> str:
-        return str(self.conn.compute.find_flavor(self.s.flavor, ignore_missing=False).id)
+        compute = self.conn.compute
+        try:
+            return str(_one("flavor", self.s.flavor, compute.flavors(details=True)).id)
+        except LookupError:
+            # Not in the listing (a private flavor shared by id): as an id, once.
+            return str(compute.find_flavor(self.s.flavor, ignore_missing=False).id)
 
     def _find_image(self) -> str:
-        if _UUID.match(self.s.image):
+        if _UUID.match(self.s.image):  # Glance ids are UUIDs: anything else is a name
             return self.s.image
-        return str(self.conn.image.find_image(self.s.image, ignore_missing=False).id)
+        return str(_one("image", self.s.image, self.conn.image.images(name=self.s.image)).id)
 
     def _find_network(self) -> dict[str, Any]:
+        network = self.conn.network
         try:
-            n = self.conn.network.find_network(self.s.network, ignore_missing=False)
+            if _UUID.match(self.s.network):
+                n = network.find_network(self.s.network, ignore_missing=False)
+            else:
+                n = _one("network", self.s.network, network.networks(name=self.s.network))
+        except LookupError:
+            raise
         except Exception:
             # A cloud without Neutron in its catalog (nova-network style test clouds):
             # a network given by id still works; its addresses are matched on any network.
