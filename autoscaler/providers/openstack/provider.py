@@ -354,10 +354,10 @@ class OpenStackProvider(ReplicaProvider):
         self._conn: Any = None
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="openstack")
-        # A look-up is at most authentication, version discovery and two calls.
+        # A look-up is at most authentication (2), version discovery and three calls.
         self._lookups = Lookups(
             {"flavor": self._find_flavor, "image": self._find_image, "network": self._find_network},
-            timeout=5 * settings.request_timeout + 5,
+            timeout=6 * settings.request_timeout + 5,
         )
         self._members: frozenset[str] = frozenset()
 
