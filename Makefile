@@ -66,6 +66,7 @@ test: setup lint
 
 bench: setup-debs $(VENV)/.dev
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/openstack.py
 
 clean:
 	rm -rf $(VENV) run out .pytest_cache .hypothesis

@@ -48,9 +48,12 @@ def prometheus_yml() -> dict[str, Any]:
 
 
 def mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
-    """(source, target) of every short-syntax volume of a service."""
+    """(source, target) of every volume of a service, short or long syntax."""
     out = []
     for v in service.get("volumes", []):
+        if isinstance(v, dict):
+            out.append((v["source"], v["target"]))
+            continue
         # a ${VAR:-default} source holds colons of its own
         cut = v.index("}") + 1 if v.startswith("${") else 0
         rest = v[cut:].split(":")

@@ -102,6 +102,7 @@ class OpenStackEmulator:
         build_seconds: float = 0.3,
         delete_seconds: float = 0.3,
         max_instances: int = 20,
+        latency: float = 0.0,
     ) -> None:
         self.username = username
         self.password = password
@@ -111,6 +112,10 @@ class OpenStackEmulator:
         self.build_seconds = build_seconds
         self.delete_seconds = delete_seconds
         self.max_instances = max_instances
+        # Seconds every API request waits before it is handled (not /_emulator): a slow
+        # or distant cloud. Slept outside the lock, so concurrent requests overlap as
+        # they do on a real API. Settable at any time (also in the control API).
+        self.latency = latency
         self.lock = threading.RLock()
         self.tokens: dict[str, float] = {}
         self.servers: dict[str, EmuServer] = {}
@@ -119,6 +124,8 @@ class OpenStackEmulator:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query), never headers
         self.request_bodies: list[str] = []
+        # (method, path?query, started, answered) in time.monotonic(): which calls overlapped
+        self.timings: list[tuple[str, str, float, float]] = []
         self.stuck_in_build = 0  # next N created servers never leave BUILD
         self.error_on_build = 0  # next N created servers go to ERROR
         self._ip_counter = 10
@@ -452,6 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v for k, v in parse_qs(split.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        started = time.monotonic()
         with emu.lock:
             emu.requests.append((method, self.path))
             if raw:
@@ -459,6 +467,8 @@ class _Handler(BaseHTTPRequestHandler):
             fault = self._match_fault(method, path)
         service = path.split("/")[1] if path != "/" else ""
         try:
+            if emu.latency > 0 and service != "_emulator":
+                time.sleep(emu.latency)
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
             if fault is not None and fault.status and not fault.after:
@@ -472,6 +482,8 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             status, payload, headers = self._error(service, HTTPError(400, "Malformed JSON"))
         self._send(status, payload, headers)
+        with emu.lock:
+            emu.timings.append((method, self.path, started, time.monotonic()))
 
     def _match_fault(self, method: str, path: str) -> Fault | None:
         for f in self.emu.faults:
@@ -1055,6 +1067,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 204, None, {}
         if parts == ["servers"] and method == "GET":
             return 200, {"servers": [emu.server_view(s) for s in emu.live_servers()]}, {}
+        if parts == ["latency"] and method == "PUT":
+            emu.latency = float(body["seconds"])
+            return 200, {"seconds": emu.latency}, {}
         raise HTTPError(404, "Not found")
 
 

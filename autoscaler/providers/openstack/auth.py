@@ -95,5 +95,31 @@ def connect(options: Mapping[str, Any], timeout: float) -> Any:
     return openstack.connect(cloud=options.get("cloud"), load_yaml_config=True, **common)
 
 
+def widen_http_pool(conn: Any, size: int) -> None:
+    """Keep `size` connections per host open instead of requests' 10, so that parallel
+    calls reuse their connections (and urllib3 does not log "Connection pool is full").
+
+    Goes through keystoneauth's public Session API (`adapters`, `mount`) and keeps the
+    adapter's TLS settings; anything else (a test double, another adapter) is left alone.
+    """
+    from keystoneauth1.session import TCPKeepAliveAdapter
+
+    ks_session = getattr(conn, "session", None)
+    adapters = getattr(ks_session, "adapters", None)
+    if ks_session is None or not isinstance(adapters, Mapping):
+        return
+    for scheme, adapter in list(adapters.items()):
+        if type(adapter) is TCPKeepAliveAdapter:
+            ks_session.mount(
+                scheme,
+                TCPKeepAliveAdapter(
+                    tls_ciphers=adapter.tls_ciphers,
+                    tls_min_version=adapter.tls_min_version,
+                    pool_connections=10,
+                    pool_maxsize=max(size, 10),
+                ),
+            )
+
+
 def environment() -> Mapping[str, str]:
     return os.environ

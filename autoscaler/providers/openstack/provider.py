@@ -13,6 +13,11 @@ group's metadata), so an autoscaler killed mid-create leaves no orphan.
 
 Quota: a 403/413 "Quota exceeded for <name>" stops the remaining creates of the call
 and is reported once, in `ActionResult.quota_exceeded`.
+
+Throughput: the flavor, image and network are looked up once, side by side, from the
+first `list` on, and cached (see lookups.py); a create refused for one of those ids
+drops the cache and is sent again once with fresh ids. Creates and deletes run
+`max_concurrency` at once (default 25: fifty servers in two rounds of API latency).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from autoscaler.core.spec import GroupConfig
 from autoscaler.providers.base import ActionResult, ProviderError, ReplicaProvider
 from autoscaler.providers.openstack import auth as openstack_auth
 from autoscaler.providers.openstack import floating_ips as openstack_floating_ips
+from autoscaler.providers.openstack.lookups import Lookups, Resolved
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +71,13 @@ DEFAULTS: dict[str, Any] = {
     "metadata_value": None,  # default: the group's name
     "metrics_port": 8080,
     "name_prefix": "autoscaler",
-    "max_concurrency": 4,
+    # Requests in flight at once (creates, deletes). Nova answers a create once the build
+    # request is recorded and queued (202); the build itself is throttled by Nova (10
+    # concurrent builds per compute host by default), so 25 requests in flight is a
+    # burst a Nova API absorbs, and 50 creates take two round trips. Nova has no
+    # request rate limit of its own; where an operator adds one, a 429 is retried
+    # (token-checked, never doubled), and max_concurrency can be lowered.
+    "max_concurrency": 25,
     "request_timeout_seconds": 30.0,
     "shutoff_grace_seconds": 300.0,
     "build_timeout_seconds": 1800.0,
@@ -142,7 +154,7 @@ def check_options(options: Mapping[str, Any], path: str) -> list[str]:
     port = options.get("metrics_port", 8080)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         errors.append(f"{path}.metrics_port: must be an integer in 1..65535 (got {port!r})")
-    mc = options.get("max_concurrency", 4)
+    mc = options.get("max_concurrency", DEFAULTS["max_concurrency"])
     if not isinstance(mc, int) or isinstance(mc, bool) or not 1 <= mc <= 64:
         errors.append(f"{path}.max_concurrency: must be an integer in 1..64 (got {mc!r})")
     for key in ("request_timeout_seconds", "shutoff_grace_seconds", "build_timeout_seconds"):
@@ -287,6 +299,33 @@ def _short(exc: BaseException) -> str:
     return (first if first.startswith(name) else f"{name}: {first}")[:300]
 
 
+def _one(kind: str, value: str, items: Any) -> Any:
+    """The item whose id is `value`, else the one named `value` (as find_* decides)."""
+    named = []
+    for item in items:
+        if item.id == value:
+            return item
+        if item.name == value:
+            named.append(item)
+    if len(named) > 1:
+        raise LookupError(f"{len(named)} {kind}s are named {value!r}: give the id")
+    if not named:
+        raise LookupError(f"no {kind} named or with id {value!r}")
+    return named[0]
+
+
+def _refused_id(exc: BaseException, r: Resolved) -> bool:
+    """True when Nova refused a create naming the flavor, image or network id it was sent
+    ("Image <id> could not be found.", "Flavor <id> could not be found.", ...)."""
+    if getattr(exc, "status_code", None) not in (400, 404):
+        return False
+    text = str(exc)
+    for word, value in (("flavor", r.flavor), ("image", r.image), ("network", r.network_id)):
+        if word in text.lower() and re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text):
+            return True
+    return False
+
+
 def _parse_time(value: str | None) -> float:
     if not value:
         return time.time()
@@ -315,7 +354,11 @@ class OpenStackProvider(ReplicaProvider):
         self._conn: Any = None
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="openstack")
-        self._resolved: dict[str, Any] = {}
+        # A look-up is at most authentication (2), version discovery and three calls.
+        self._lookups = Lookups(
+            {"flavor": self._find_flavor, "image": self._find_image, "network": self._find_network},
+            timeout=6 * settings.request_timeout + 5,
+        )
         self._members: frozenset[str] = frozenset()
 
     # -- plumbing ------------------------------------------------------------------
@@ -330,29 +373,44 @@ class OpenStackProvider(ReplicaProvider):
                     self._conn = self._connect(self.s.connection_options, self.s.request_timeout)
                 except Exception as exc:
                     raise self._error("connection", exc) from None
+                # Creates, deletes and look-ups in flight each hold a connection.
+                openstack_auth.widen_http_pool(self._conn, self.s.max_concurrency + 4)
             return self._conn
 
+    # -- look-ups (run on the Lookups pool, cached there) ----------------------------------
     def _resolve(self) -> dict[str, Any]:
-        """Flavor, image and network ids (names are looked up once, then cached)."""
-        # list() and reconcile() cache the network alone: only a full set is done.
-        if "flavor" in self._resolved and "image" in self._resolved:
-            return self._resolved
-        conn = self.conn
-        flavor = conn.compute.find_flavor(self.s.flavor, ignore_missing=False)
-        if _UUID.match(self.s.image):
-            image_id = self.s.image
-        else:
-            image_id = conn.image.find_image(self.s.image, ignore_missing=False).id
-        net = self._network(conn)
-        self._resolved.update({"flavor": flavor.id, "image": image_id, **net})
-        return self._resolved
+        """Flavor, image and network ids, as a create sends them (cached)."""
+        r = self._lookups.resolved()
+        return {
+            "flavor": r.flavor,
+            "image": r.image,
+            "network_id": r.network_id,
+            "network_name": r.network_name,
+        }
 
-    def _network(self, conn: Any) -> dict[str, Any]:
-        cached = self._resolved.get("network_id")
-        if cached:
-            return {"network_id": cached, "network_name": self._resolved["network_name"]}
+    # One call each on the usual path (find_* first GETs the value as an id, then lists).
+    def _find_flavor(self) -> str:
+        compute = self.conn.compute
         try:
-            n = conn.network.find_network(self.s.network, ignore_missing=False)
+            return str(_one("flavor", self.s.flavor, compute.flavors(details=True)).id)
+        except LookupError:
+            # Not in the listing (a private flavor shared by id): as an id, once.
+            return str(compute.find_flavor(self.s.flavor, ignore_missing=False).id)
+
+    def _find_image(self) -> str:
+        if _UUID.match(self.s.image):  # Glance ids are UUIDs: anything else is a name
+            return self.s.image
+        return str(_one("image", self.s.image, self.conn.image.images(name=self.s.image)).id)
+
+    def _find_network(self) -> dict[str, Any]:
+        network = self.conn.network
+        try:
+            if _UUID.match(self.s.network):
+                n = network.find_network(self.s.network, ignore_missing=False)
+            else:
+                n = _one("network", self.s.network, network.networks(name=self.s.network))
+        except LookupError:
+            raise
         except Exception:
             # A cloud without Neutron in its catalog (nova-network style test clouds):
             # a network given by id still works; its addresses are matched on any network.
@@ -363,11 +421,9 @@ class OpenStackProvider(ReplicaProvider):
 
     def _replica_network_name(self) -> str | None:
         """The network's name as Nova keys `addresses` by it (None: any network)."""
-        if "network_id" in self._resolved:
-            return self._resolved["network_name"]
         try:
-            self._resolved.update(self._network(self.conn))
-            return self._resolved["network_name"]
+            name: str | None = self._lookups.get("network")["network_name"]
+            return name
         except Exception:  # noqa: BLE001 - listing must not depend on Neutron
             return None if _UUID.match(self.s.network) else self.s.network
 
@@ -382,6 +438,10 @@ class OpenStackProvider(ReplicaProvider):
 
     def list(self) -> list[Replica]:
         try:
+            _ = self.conn  # connection errors are reported as such, before any look-up
+            # The look-ups run while Nova lists: the network's name is needed below, the
+            # flavor and image by the first create, which then finds them done.
+            self._lookups.start()
             servers = self._servers()
             net_name = self._replica_network_name()
         except ProviderError:
@@ -451,18 +511,19 @@ class OpenStackProvider(ReplicaProvider):
                 return s.id
         return None
 
-    def _create_one(self, stop: threading.Event, deadline: float) -> tuple[str, str, str | None]:
+    def _create_one(
+        self, stop: threading.Event, deadline: float, r: Resolved
+    ) -> tuple[str, str, str | None]:
         """("ok", id, None) | ("failed", message, None) | ("quota", message, name) | skipped."""
         if stop.is_set():
             return "skipped", "", None
         token = secrets.token_hex(5)
         name = f"{self.s.name_prefix}-{self.s.group}-{token}"
-        r = self._resolve()
         body: dict[str, Any] = {
             "name": name,
-            "image_id": r["image"],
-            "flavor_id": r["flavor"],
-            "networks": [{"uuid": r["network_id"]}],
+            "image_id": r.image,
+            "flavor_id": r.flavor,
+            "networks": [{"uuid": r.network_id}],
             "metadata": {self.s.metadata_key: self.s.metadata_value, TOKEN_KEY: token},
         }
         if self.s.key_name:
@@ -475,6 +536,7 @@ class OpenStackProvider(ReplicaProvider):
             body["user_data"] = self.s.user_data
         attempt = 0
         last = ""
+        refreshed = False
         while True:
             attempt += 1
             try:
@@ -485,6 +547,26 @@ class OpenStackProvider(ReplicaProvider):
                 if outcome == _Outcome.QUOTA:
                     stop.set()
                     return "quota", last, quota
+                if outcome == _Outcome.FATAL and not refreshed and _refused_id(exc, r):
+                    # A cached id went stale (an image replaced under the same name, a
+                    # flavor or network recreated): look up again once, and resend
+                    # only if an id changed. Nova made nothing, so resending is safe.
+                    refreshed = True
+                    try:
+                        fresh = self._lookups.refresh(r)
+                    except Exception as lookup_exc:  # noqa: BLE001
+                        return "failed", f"{last}; lookup: {self._redact(_short(lookup_exc))}", None
+                    if fresh.ids() == r.ids():
+                        return "failed", last, None
+                    log.info(
+                        "group %s: flavor, image or network id changed: resending", self.s.group
+                    )
+                    r = fresh
+                    body.update(
+                        image_id=r.image, flavor_id=r.flavor, networks=[{"uuid": r.network_id}]
+                    )
+                    attempt -= 1  # this one was refused before anything was made
+                    continue
                 if outcome == _Outcome.FATAL:
                     return "failed", last, None
             # The answer was lost or the API hiccuped: the server may exist anyway.
@@ -514,14 +596,16 @@ class OpenStackProvider(ReplicaProvider):
         if count <= 0:
             return result
         try:
-            self._resolve()
+            resolved = self._lookups.resolved()
         except ProviderError:
             raise
         except Exception as exc:
             raise self._error("create (looking up flavor, image and network)", exc) from None
         stop = threading.Event()
         deadline = self._deadline()
-        futures = [self._pool.submit(self._create_one, stop, deadline) for _ in range(count)]
+        futures = [
+            self._pool.submit(self._create_one, stop, deadline, resolved) for _ in range(count)
+        ]
         done, not_done = wait(futures, timeout=max(1.0, deadline - time.monotonic()))
         for f in futures:
             if f in not_done:
@@ -596,8 +680,7 @@ class OpenStackProvider(ReplicaProvider):
             conn = self.conn
             if not self._members:
                 self.list()
-            net = self._network(conn)
-            self._resolved.update(net)
+            net = self._lookups.get("network")
             ext_id = None
             if self.s.floating_network:
                 ext_id = conn.network.find_network(self.s.floating_network, ignore_missing=False).id
@@ -618,6 +701,7 @@ class OpenStackProvider(ReplicaProvider):
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._lookups.close()
         with self._lock:
             if self._conn is not None:
                 try:
