@@ -259,3 +259,14 @@ def test_quantile_replays_a_held_out_day_cheaper_than_hpa() -> None:
     hpa = replay(trace, baselines.hpa(model), model).summary
     assert ours.replica_hours < hpa.replica_hours
     assert ours.under_minutes <= 0.02 * trace.duration / 60  # short at most 2 % of the day
+
+
+def test_same_inputs_same_figures_queue_included() -> None:
+    import dataclasses
+
+    trace = synthetic.bursty_inference()
+    trace = Trace(trace.name, 0.0, 1.0, trace.demand[:1800])
+    model = ReplicaModel(per_replica=1.0, boot_delay=120.0)
+    a, b = (replay(trace, baselines.quantile(model), model).summary for _ in range(2))
+    assert dataclasses.replace(a, wall_seconds=0) == dataclasses.replace(b, wall_seconds=0)
+    assert a.delayed_share > 0 and a.p99_wait > 0
