@@ -28,6 +28,7 @@ from autoscaler.core.spec import (
     PolicyConfig,
     PredictivePolicyConfig,
     ProviderConfig,
+    QuantilePolicyConfig,
     ScalingBehavior,
     TargetPolicyConfig,
 )
@@ -281,6 +282,7 @@ POLICY_KEYS = {
     "headroom": _keys(HeadroomPolicyConfig),
     "target": (*_keys(TargetPolicyConfig), "tolerance"),
     "predictive": _keys(PredictivePolicyConfig),
+    "quantile": _keys(QuantilePolicyConfig),
 }
 POLICY_CLASSES: dict[str, type] = {name: entry.spec for name, entry in REGISTRY.items()}
 POLICY_TYPES = tuple(POLICY_CLASSES)
@@ -795,6 +797,8 @@ class Checker:
             }
         elif kind == "predictive":
             values = self.predictive(raw, path)
+        elif kind == "quantile":
+            values = self.quantile(raw, path)
         else:
             mode = self.get(raw, "tolerance_mode", path, _Choice(TOLERANCE_MODES), "relative")
             # relative: a share of the target, below 1; absolute: the signal's own units.
@@ -810,6 +814,25 @@ class Checker:
                 "tolerance_mode": mode,
             }
         return kind, name, values
+
+    def quantile(self, raw: dict[str, Any], path: str) -> dict[str, Any]:
+        def number(key: str, kind: _Kind) -> Any:
+            return self.get(raw, key, path, kind, _default(QuantilePolicyConfig, key))
+
+        share = _Number(minimum=0, maximum=1, above=True)
+        return {
+            "query": self.get(raw, "query", path, _Text(what="a non-empty PromQL query")),
+            "demand_per_replica": self.get(raw, "demand_per_replica", path, _POSITIVE),
+            "quantile": number("quantile", share),
+            "target": number("target", _POSITIVE),
+            "horizon_seconds": number("horizon_seconds", _POSITIVE),
+            "level_seconds": number("level_seconds", _POSITIVE),
+            "window_seconds": number("window_seconds", _POSITIVE),
+            "half_life_seconds": number("half_life_seconds", _POSITIVE),
+            "min_errors": number("min_errors", _Number(minimum=1, integer=True)),
+            "initial_target": number("initial_target", _POSITIVE),
+            "max_utilization": number("max_utilization", share),
+        }
 
     def predictive(self, raw: dict[str, Any], path: str) -> dict[str, Any]:
         def number(key: str, kind: _Kind) -> Any:

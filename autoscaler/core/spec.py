@@ -118,6 +118,44 @@ class PredictivePolicyConfig:
         return max(self.level_seconds, self.trend_seconds, seasonal)
 
 
+@dataclass(frozen=True)
+class QuantilePolicyConfig:
+    """Size to demand: its recent level plus an upper quantile of its recent forecast error.
+
+    `query` returns the group's demand (e.g. requests/s), one series per group identified
+    by its `group` label, read as a history like the predictive policy's. Each past point
+    is a forecast ("demand stays at its mean over `level_seconds`") whose error is known
+    once `horizon_seconds` have passed: the demand then minus the forecast. The proposal
+    is ceil(max(level + the `quantile` of those errors, level / max_utilization) /
+    (demand_per_replica x target)), the errors weighted by age with a half-life of
+    `half_life_seconds` over `window_seconds`.
+    The policy is autoscaler/core/policies/quantile.py; docs/simulation.md measures it.
+    """
+
+    name: str
+    query: str
+    demand_per_replica: float  # demand one replica serves at 100 % utilization
+    quantile: float = 0.95  # share of the recent horizons the capacity would have covered
+    target: float = 1.0  # utilization at that quantile: the quantile is the headroom
+    horizon_seconds: float = 180.0  # boot delay + one evaluation interval
+    level_seconds: float = 300.0  # the forecast: the mean over this long
+    window_seconds: float = 14400.0  # errors looked at
+    half_life_seconds: float = 3600.0  # an error this old weighs half
+    min_errors: int = 3  # fewer known errors: scale out to level / initial_target, never in
+    initial_target: float = 0.8  # the utilization sized for until errors are known
+    max_utilization: float = 0.9  # never plan the level above this busy share
+    type: str = "quantile"
+    reads_capacity: ClassVar[bool] = False
+    signal: ClassVar[SignalKind] = SignalKind.HISTORY
+
+    def setpoints(self) -> Mapping[str, float]:
+        return {"target": self.target, "quantile": self.quantile}
+
+    def lookback_seconds(self) -> float:
+        """How far back the policy reads: older points never change its proposal."""
+        return self.window_seconds + self.horizon_seconds + self.level_seconds
+
+
 TOLERANCE_MODES = ("relative", "absolute")
 
 
@@ -129,7 +167,9 @@ def band_edges(policy: TargetPolicyConfig) -> tuple[float, float]:
     return t * (1 - down), t * (1 + up)
 
 
-PolicyConfig = HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig
+PolicyConfig = (
+    HeadroomPolicyConfig | TargetPolicyConfig | PredictivePolicyConfig | QuantilePolicyConfig
+)
 
 
 @dataclass(frozen=True)

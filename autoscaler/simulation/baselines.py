@@ -7,6 +7,7 @@ scale in" is `scale_down: {enabled: false}` (failed replicas are still replaced)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from autoscaler.core.spec import (
@@ -14,6 +15,7 @@ from autoscaler.core.spec import (
     HeadroomPolicyConfig,
     PredictivePolicyConfig,
     ProviderConfig,
+    QuantilePolicyConfig,
     ScalingBehavior,
     TargetPolicyConfig,
 )
@@ -24,7 +26,7 @@ UTILIZATION_QUERY = "sum(rate(requests_total[1m])) / (count(up) * per_replica)" 
 DEMAND_QUERY = "sum(rate(requests_total[1m]))"
 NO_DAMPING = ScalingBehavior()
 # Their own evaluation periods: HPA's sync period, ScaleIt's SCALE_RESOLUTION_TIME default.
-PERIODS = {"hpa": 15.0, "scaleit": 5.0}
+PERIODS = {"hpa": 15.0, "hpa-instant": 15.0, "scaleit": 5.0}
 
 
 def period(name: str, trace_step: float, default: float) -> float:
@@ -124,6 +126,22 @@ def hpa(
     return PolicySpec("hpa", group, interval_seconds=interval, signal=Signal.UTILIZATION_HEALTHY)
 
 
+def hpa_instant(
+    model: ReplicaModel,
+    target: float = 0.8,
+    *,
+    interval: float = 15.0,
+    max_replicas: int = 10_000,
+) -> PolicySpec:
+    """`hpa` reading an instantaneous sample (the last tick) instead of a one-minute mean.
+
+    The HPA's metric source decides which one it sees (a resource metric is averaged
+    over its scrape window, a custom gauge may be a raw sample); both are baselines.
+    """
+    base = hpa(model, target, interval=interval, max_replicas=max_replicas)
+    return dataclasses.replace(base, name="hpa-instant", sensor_window_seconds=0.0)
+
+
 def reactive(
     model: ReplicaModel,
     target: float = 0.8,
@@ -169,10 +187,49 @@ def predictive(
     )
 
 
+# The damping shipped with the quantile policy: scale out at once, scale in one cycle
+# after the last action; the policy's error quantile is the stabilization.
+QUANTILE_SCALE_UP = ScalingBehavior()
+QUANTILE_SCALE_DOWN = ScalingBehavior(cooldown_seconds=0)
+
+
+def quantile_config(
+    model: ReplicaModel, interval: float = 60.0, **kw: object
+) -> QuantilePolicyConfig:
+    return QuantilePolicyConfig(
+        name="demand",
+        query=DEMAND_QUERY,
+        demand_per_replica=model.per_replica,
+        horizon_seconds=model.boot_delay + interval,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def quantile(
+    model: ReplicaModel,
+    target: float = 0.8,
+    *,
+    interval: float = 60.0,
+    max_replicas: int = 10_000,
+    scale_up: ScalingBehavior = QUANTILE_SCALE_UP,
+    scale_down: ScalingBehavior = QUANTILE_SCALE_DOWN,
+    **kw: object,
+) -> PolicySpec:
+    """Ours, the shipped default: size to demand plus the recent forecast error's quantile.
+
+    `target` (the other rules' utilization) does not apply: the quantile is the headroom.
+    """
+    policy = quantile_config(model, interval, **kw)
+    group = _group(model, (policy,), max_replicas, scale_up=scale_up, scale_down=scale_down)
+    return PolicySpec("quantile", group, interval_seconds=interval)
+
+
 BUILTIN: dict[str, Callable[..., PolicySpec]] = {
     "simplescalevm": simple_scale_vm,
     "scaleit": scaleit,
     "hpa": hpa,
+    "hpa-instant": hpa_instant,
     "reactive": reactive,
     "predictive": predictive,
+    "quantile": quantile,
 }

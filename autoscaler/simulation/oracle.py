@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 
 from autoscaler.core.capacity import ceil_tolerant
+from autoscaler.simulation.queueing import DEFAULT_SLO_SECONDS
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.spec import ReplicaModel
 from autoscaler.simulation.trace import Trace
@@ -29,7 +30,14 @@ def need(demand: float, per_replica: float) -> int:
     return max(0, ceil_tolerant(demand / per_replica))
 
 
-def oracle(trace: Trace, model: ReplicaModel, dt: int, initial: int, demand: list[float]) -> Run:
+def oracle(
+    trace: Trace,
+    model: ReplicaModel,
+    dt: int,
+    initial: int,
+    demand: list[float],
+    slo_seconds: float = DEFAULT_SLO_SECONDS,
+) -> Run:
     """The oracle's schedule on ticks of `dt` seconds over the tick demand `demand`."""
     wall = time.perf_counter()
     n = len(demand)
@@ -110,4 +118,4 @@ def oracle(trace: Trace, model: ReplicaModel, dt: int, initial: int, demand: lis
         ups += created[k] > 0
         downs += deleted[k] > 0
     wall = time.perf_counter() - wall
-    return Run(summarize("oracle", trace.name, tl, per, ups, downs, wall), tl, per)
+    return Run(summarize("oracle", trace.name, tl, per, ups, downs, wall, slo_seconds), tl, per)

@@ -10,8 +10,9 @@ would, from an Observation built like `observe` builds one:
   the demand (clipped at 0), in the group's slots (its `replica_capacity` slots stand
   for per_replica), and `replica_termination` = 0; booting replicas report none;
 - signals: each target policy's query value is the utilization (see `Signal`);
-- histories: each predictive policy gets the demand seen so far, as `observe` passes the
-  history of its query live, and forecasts from it in the core.
+- histories: each policy reading a history (predictive, quantile) gets the demand seen
+  so far, as `observe` passes the history of its query live, and forecasts from it in
+  the core.
 
 The observed demand is the mean over the last `window_seconds` (default 60 s, like
 `rate(x[1m])`; at least one tick), whatever the trace's step: a reactive policy sees the
@@ -29,6 +30,7 @@ from autoscaler.core.capacity import ceil_tolerant
 from autoscaler.core.model import Observation, ReplicaMetrics, ReplicaState, SignalHistory
 from autoscaler.core.planner import initial_state, plan, record_action
 from autoscaler.core.spec import GroupConfig, SignalKind
+from autoscaler.simulation.queueing import DEFAULT_SLO_SECONDS
 from autoscaler.simulation.run import Run, Timeline, summarize
 from autoscaler.simulation.sim_provider import SimProvider
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
@@ -61,8 +63,16 @@ def tick_demand(trace: Trace, dt: int) -> list[float]:
 
 
 def default_initial(trace: Trace, model: ReplicaModel, target: float = 0.8) -> int:
-    """Replicas running when the replay starts: enough for the first sample at `target`."""
-    return max(1, ceil_tolerant(trace.demand[0] / (model.per_replica * target)))
+    """Replicas running when the replay starts: enough for the first sensor window at `target`.
+
+    The demand's mean over the first `SENSOR_WINDOW_SECONDS` (at least one sample), not
+    its first sample: on a per-second trace that is one Poisson draw (the Azure trace
+    starts at 1 request/s for a minute averaging 3.2), and a group sized to it starts
+    with a backlog no policy caused.
+    """
+    n = max(1, min(len(trace.demand), int(SENSOR_WINDOW_SECONDS // trace.step)))
+    first = sum(trace.demand[:n]) / n
+    return max(1, ceil_tolerant(first / (model.per_replica * target)))
 
 
 def effective_group(spec: PolicySpec) -> GroupConfig:
@@ -80,15 +90,24 @@ def replay(
     initial: int | None = None,
     window_seconds: float = SENSOR_WINDOW_SECONDS,
     dt: int | None = None,
+    slo_seconds: float = DEFAULT_SLO_SECONDS,
 ) -> Run:
-    """Replay `trace` through the planner with `spec`; deterministic for the same inputs."""
+    """Replay `trace` through the planner with `spec`; deterministic for the same inputs.
+
+    A spec with its own `sensor_window_seconds` (a baseline defined by its sensor, such as
+    `hpa-instant`) uses that instead of `window_seconds`; 0 there means one tick.
+    """
     wall = time.perf_counter()
+    if spec.sensor_window_seconds is not None:
+        window_seconds = spec.sensor_window_seconds
     group = effective_group(spec)
     dt = dt or tick_seconds(trace, model, [spec.interval_seconds])
     every = _seconds(spec.interval_seconds, "interval") // dt
     if every * dt != _seconds(spec.interval_seconds, "interval"):
         raise ValueError(f"tick {dt}s does not divide interval {spec.interval_seconds}s")
-    if not (window_seconds > 0 and math.isfinite(window_seconds)):
+    if not (window_seconds > 0 or spec.sensor_window_seconds == 0) or not math.isfinite(
+        window_seconds
+    ):
         raise ValueError(f"sensor window must be > 0 seconds, got {window_seconds}")
     window = max(1, int(round(window_seconds / dt)))
     demand = tick_demand(trace, dt)
@@ -97,6 +116,7 @@ def replay(
         prefix.append(prefix[-1] + d)
 
     per = model.per_replica
+    start_level = prefix[min(len(demand), window)] / max(1, min(len(demand), window))
     n0 = default_initial(trace, model) if initial is None else initial
     n0 = max(group.min, min(group.max, n0))
     provider = SimProvider(group.name, model, trace.start, n0)
@@ -123,7 +143,8 @@ def replay(
         code = reason = ""
         if k % every == 0:
             lo = max(0, k - window)
-            seen = (prefix[k] - prefix[lo]) / (k - lo) if k > lo else demand[0]
+            # before any past (k = 0) the sensor reads the level the group was sized for
+            seen = (prefix[k] - prefix[lo]) / (k - lo) if k > lo else start_level
             replicas = provider.replicas()
             active = provider.active
             healthy = active + provider.building
@@ -182,5 +203,5 @@ def replay(
         tl.reason.append(reason)
 
     wall = time.perf_counter() - wall
-    summary = summarize(spec.name, trace.name, tl, per, ups, downs, wall)
+    summary = summarize(spec.name, trace.name, tl, per, ups, downs, wall, slo_seconds)
     return Run(summary=summary, timeline=tl, per_replica=per)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autoscaler.simulation.queueing import DEFAULT_SLO_SECONDS, fifo_queue
+
 # A replica serves demand <= capacity * (1 + this): float noise is not under-provisioning.
 _REL_EPS = 1e-9
 
@@ -40,6 +42,11 @@ class Summary:
     created: int
     deleted: int
     wall_seconds: float = 0.0
+    # The FIFO queue (autoscaler/simulation/queueing.py): what a user feels.
+    slo_seconds: float = DEFAULT_SLO_SECONDS
+    delayed_share: float = 0.0  # share of requests that waited longer than slo_seconds
+    p99_wait: float = 0.0  # seconds
+    mean_wait: float = 0.0  # seconds
 
 
 @dataclass
@@ -57,8 +64,10 @@ def summarize(
     scale_ups: int,
     scale_downs: int,
     wall_seconds: float = 0.0,
+    slo_seconds: float = DEFAULT_SLO_SECONDS,
 ) -> Summary:
     dt = tl.dt
+    queue = fifo_queue(tl.demand, [a * per_replica for a in tl.active], dt, slo_seconds)
     alive = under_ticks = 0
     under_area = over = 0.0
     for d, a, b, f in zip(tl.demand, tl.active, tl.building, tl.failed, strict=True):
@@ -82,4 +91,8 @@ def summarize(
         created=sum(tl.created),
         deleted=sum(tl.deleted),
         wall_seconds=wall_seconds,
+        slo_seconds=slo_seconds,
+        delayed_share=queue.delayed_share,
+        p99_wait=queue.p99_wait,
+        mean_wait=queue.mean_wait,
     )

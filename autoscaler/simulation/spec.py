@@ -51,3 +51,6 @@ class PolicySpec:
     interval_seconds: float = 60.0  # evaluation period of the planner
     signal: Signal = Signal.UTILIZATION
     predictive: tuple[PredictivePolicyConfig, ...] = ()
+    # The sensor this configuration is defined by, overriding the replay's window: None
+    # keeps the replay's (60 s, like rate(x[1m])); 0 is one tick (an instantaneous sample).
+    sensor_window_seconds: float | None = None

@@ -13,12 +13,13 @@ from typing import Any
 
 from autoscaler.core.capacity import Assessment
 from autoscaler.core.model import Observation, Proposal
-from autoscaler.core.policies import headroom, predictive, target
+from autoscaler.core.policies import headroom, predictive, quantile, target
 from autoscaler.core.spec import (
     GroupConfig,
     HeadroomPolicyConfig,
     PolicyConfig,
     PredictivePolicyConfig,
+    QuantilePolicyConfig,
     TargetPolicyConfig,
 )
 
@@ -38,6 +39,8 @@ REGISTRY: dict[str, PolicyType] = {
     "target": PolicyType(TargetPolicyConfig, target.propose),
     # obs.signals holds the forecast `observe` (or the replay) made from the history.
     "predictive": PolicyType(PredictivePolicyConfig, predictive.propose_observed),
+    # Sizes to the demand history plus an upper quantile of its recent forecast error.
+    "quantile": PolicyType(QuantilePolicyConfig, quantile.propose),
 }
 
 
