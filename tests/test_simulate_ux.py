@@ -179,3 +179,12 @@ def test_headroom_behind_an_even_spread_scales_in_only_with_spread() -> None:
     assert spread.summary.replica_hours < 0.8 * idle.summary.replica_hours
     # and still keeps its headroom: never short while idle is not short either
     assert spread.summary.under_minutes <= idle.summary.under_minutes + 10
+
+
+def test_slo_sets_the_queue_models_delay_threshold(tmp_path, capsys) -> None:
+    trace = _csv(wave(240), tmp_path / "t.csv")
+    argv = ["--trace", str(trace), "--per-replica", "1", "--policy", "hpa", "--no-oracle"]
+    assert _cli([*argv, "--slo", "5"]) == 0
+    assert ">5s %" in capsys.readouterr().out
+    assert _cli([*argv, "--slo", "0"]) == 2
+    assert "--slo must be" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from autoscaler.simulation import baselines
 from autoscaler.simulation.backtest import parse_time, range_trace
 from autoscaler.simulation.oracle import oracle
 from autoscaler.simulation.plot import PlotUnavailable, Window, plot, plot_format, window_summary
+from autoscaler.simulation.queueing import DEFAULT_SLO_SECONDS
 from autoscaler.simulation.replay import (
     SENSOR_WINDOW_SECONDS,
     default_initial,
@@ -106,6 +107,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--to", dest="window_to", metavar="WHEN", help="... up to here (same forms as --from)"
+    )
+    parser.add_argument(
+        "--slo",
+        type=float,
+        default=DEFAULT_SLO_SECONDS,
+        metavar="SECONDS",
+        help="queue model: a request waiting longer than this counts as delayed "
+        f"(default {DEFAULT_SLO_SECONDS:g})",
     )
     parser.add_argument("--timeline", type=Path, help="write the timeline (.csv or .json)")
     parser.add_argument("--json", type=Path, help="write the summaries as JSON")
@@ -226,6 +235,8 @@ class Simulation:
 
 
 def simulate(args: argparse.Namespace) -> Simulation:
+    if not (args.slo > 0 and math.isfinite(args.slo)):
+        raise ValueError(f"--slo must be a number of seconds > 0, got {args.slo:g}")
     trace = _trace(args)
     if args.plot:
         plot_format(args.plot)  # a bad name fails before minutes of replay
@@ -235,12 +246,20 @@ def simulate(args: argparse.Namespace) -> Simulation:
     specs = _specs(args, model, trace.step, configs)
     initial = args.initial if args.initial is not None else default_initial(trace, model)
     runs = [
-        replay(trace, s, model, initial=initial, window_seconds=args.sensor_window) for s in specs
+        replay(
+            trace,
+            s,
+            model,
+            initial=initial,
+            window_seconds=args.sensor_window,
+            slo_seconds=args.slo,
+        )
+        for s in specs
     ]
     best = None
     if not args.no_oracle:
         dt = tick_seconds(trace, model, [])
-        best = oracle(trace, model, dt, initial, tick_demand(trace, dt))
+        best = oracle(trace, model, dt, initial, tick_demand(trace, dt), slo_seconds=args.slo)
     return Simulation(runs, best, notes, window)
 
 

@@ -95,7 +95,9 @@ def window_summary(run: Run, t0: float, window: Window) -> Summary:
     s = run.summary
     ups = sum(1 for c in part.created if c)
     downs = sum(1 for d in part.deleted if d)
-    return summarize(s.policy, s.trace, part, run.per_replica, ups, downs)
+    return summarize(
+        s.policy, s.trace, part, run.per_replica, ups, downs, slo_seconds=s.slo_seconds
+    )
 
 
 def _mean(values: Sequence[float], k: int) -> list[float]:
@@ -321,12 +323,14 @@ def _summary_panel(ax: Any, runs: Sequence[Run], t0: float, window: Window) -> N
     ax.axis("off")
     best = next((r for r in runs if r.summary.policy == "oracle"), None)
     ref = window_summary(best, t0, window) if best else None
+    slo = runs[0].summary.slo_seconds
     head = (
         "policy",
         "replica-h",
         "x oracle",
         "under-provisioned min",
-        "under area",
+        f"delayed > {slo:g} s",
+        "p99 wait",
         "ups",
         "downs",
     )
@@ -340,7 +344,8 @@ def _summary_panel(ax: Any, runs: Sequence[Run], t0: float, window: Window) -> N
                 f"{s.replica_hours:,.1f}",
                 rel,
                 f"{s.under_minutes:,.1f}",
-                f"{s.under_area:,.0f}",
+                f"{s.delayed_share:.2%}",
+                f"{s.p99_wait:.1f} s",
                 str(s.scale_ups),
                 str(s.scale_downs),
             )

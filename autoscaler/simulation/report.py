@@ -66,10 +66,13 @@ def write_timeline(runs: Sequence[Run], path: str | Path) -> None:
 
 
 def table(summaries: Sequence[Summary], oracle: Summary | None = None) -> str:
-    """A fixed-width table; cost relative to the oracle when one is given."""
+    """A fixed-width table; cost relative to the oracle when one is given. `under min` is
+    time short of capacity; `delayed` and `p99 wait` come from the FIFO queue model
+    (requests beyond capacity wait and are served later, in order)."""
+    slo = summaries[0].slo_seconds if summaries else 1.0
     head = (
         f"{'trace':<32} {'policy':<14} {'rep-h':>9} {'/oracle':>7} {'under min':>9} "
-        f"{'under area':>11} {'over rep-h':>10} {'ups':>5} {'downs':>5}"
+        f"{f'>{slo:g}s %':>8} {'p99 wait':>8} {'over rep-h':>10} {'ups':>5} {'downs':>5}"
     )
     lines = [head, "-" * len(head)]
     for s in summaries:
@@ -80,7 +83,7 @@ def table(summaries: Sequence[Summary], oracle: Summary | None = None) -> str:
         )
         lines.append(
             f"{s.trace[:32]:<32} {s.policy[:14]:<14} {s.replica_hours:>9.1f} {rel:>7} "
-            f"{s.under_minutes:>9.1f} {s.under_area:>11.0f} {s.over_replica_hours:>10.1f} "
-            f"{s.scale_ups:>5} {s.scale_downs:>5}"
+            f"{s.under_minutes:>9.1f} {100 * s.delayed_share:>8.2f} {s.p99_wait:>7.1f}s "
+            f"{s.over_replica_hours:>10.1f} {s.scale_ups:>5} {s.scale_downs:>5}"
         )
     return "\n".join(lines)
