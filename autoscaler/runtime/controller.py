@@ -199,8 +199,11 @@ class Controller:
             self.failures.failed(
                 FailureKey("provider", g, "quota"), f"quota exceeded: {res.quota_exceeded}"
             )
-        elif not res.failed:
-            self.failures.ok(FailureKey("provider", g, op))
+        else:
+            if op == "create":  # room again: a quota failure once shown is over
+                self.failures.ok(FailureKey("provider", g, "quota"))
+            if not res.failed:
+                self.failures.ok(FailureKey("provider", g, op))
 
     # --- one cycle -----------------------------------------------------------------
     def cycle(self, stop: threading.Event | None = None) -> bool:
