@@ -27,3 +27,25 @@ def test_quota_failure_clears_once_a_create_succeeds(tmp_path: Path) -> None:
     assert d.count > 1
     assert d.controller.failures.failing_for("g") == {}
     d.controller.close()
+
+
+def test_a_lost_create_answer_clears_once_nothing_is_left_to_create(tmp_path: Path) -> None:
+    # Found by the suite (row "provider create succeeds, answer lost"): the create worked,
+    # its answer was lost, the next cycle listed the replica and needed nothing more; the
+    # create failure stayed in /status `errors` until some later create succeeded.
+    spec = group(scale_up=ScalingBehavior(cooldown_seconds=0))
+    d = daemon(tmp_path, spec, 1)
+    real_create = d.provider.create
+
+    def lost(count: int) -> object:
+        real_create(count)
+        raise RuntimeError("connection reset by peer")
+
+    d.provider.create = lost  # type: ignore[method-assign]
+    d.cycle(2.0)  # wants 2: the replica is created, the answer lost
+    assert d.count == 2 and "provider g create" in d.controller.failures.failing_for("g")
+    d.provider.create = real_create  # type: ignore[method-assign]
+    d.cycle(1.0)  # 2 replicas at target: nothing to create, no duplicate
+    assert d.count == 2
+    assert d.controller.failures.failing_for("g") == {}
+    d.controller.close()
