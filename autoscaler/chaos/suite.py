@@ -604,7 +604,9 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def run(selected: list[Scenario], out: Callable[[str], None] = print) -> list[Row]:
+def run(
+    selected: list[Scenario], out: Callable[[str], None] = print, keep: bool = False
+) -> list[Row]:
     w = World()
     rows: list[Row] = []
     try:
@@ -620,7 +622,9 @@ def run(selected: list[Scenario], out: Callable[[str], None] = print) -> list[Ro
                 out("the group did not settle after this row:\n" + w.log_tail())
                 break
     finally:
-        w.cleanup()
+        w.cleanup(keep)
+        if keep:
+            out(f"kept {w.dir} (autoscaler.log, events.jsonl)")
     return rows
 
 
@@ -628,12 +632,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autoscaler.chaos", description=__doc__)
     p.add_argument("--quick", action="store_true", help="the representative subset only")
     p.add_argument("--only", action="append", default=[], help="faults whose name has this")
+    p.add_argument("--keep", action="store_true", help="keep the logs and the event log")
     args = p.parse_args(argv)
     selected = [s for s in scenarios() if s.quick or not args.quick]
     if args.only:
         selected = [s for s in selected if any(o in s.fault for o in args.only)]
     start = time.monotonic()
-    rows = run(selected, out=lambda line: print(line, file=sys.stderr, flush=True))
+    rows = run(selected, lambda line: print(line, file=sys.stderr, flush=True), args.keep)
     print(table(rows))
     bad = [r for r in rows if not r.ok()]
     print(

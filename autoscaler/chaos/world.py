@@ -61,8 +61,9 @@ def group_config(run_dir: Path, ctl: Path, events: Path) -> dict[str, Any]:
         "min": 1,
         "max": 6,
         "replica_capacity": SLOTS,
-        # Covers Prometheus's discovery (http_sd pushes at most every 5 s) + a scrape.
-        "warmup_seconds": 10,
+        # Covers a daemon restart + Prometheus discovery (http_sd pushes at most every 5 s)
+        # + a scrape: shorter, a replica created just before a restart looks unreported.
+        "warmup_seconds": 15,
         "stale_after_seconds": 3,
         "policies": [{"type": "headroom", "min_available": MIN_AVAILABLE}],
         "scale_up": {"cooldown_seconds": 0, "max_step_replicas": 2},
@@ -157,9 +158,11 @@ class World:
         self.prometheus.cleanup()
         self.session.close()
 
-    def cleanup(self) -> None:
+    def cleanup(self, keep: bool = False) -> None:
+        """Stop everything; `keep` leaves the directory (logs, events) for a look."""
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- the suite's levers -------------------------------------------------------------
     def write_control(self) -> None:
