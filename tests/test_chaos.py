@@ -7,8 +7,12 @@ docs/chaos.md); `make chaos` runs every row.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
+
+from autoscaler.chaos import suite
 from autoscaler.core.spec import HeadroomPolicyConfig, ScalingBehavior
 from tests.fake_daemon import daemon, group
 
@@ -86,9 +90,6 @@ def _prometheus_stub():
     return server
 
 
-import pytest  # noqa: E402
-
-
 @pytest.mark.parametrize("offset", [3600.0, -3600.0, 0.0])
 def test_sample_ages_are_judged_on_prometheus_clock(monkeypatch, offset: float) -> None:
     # Found by the suite (row "wall clock +1 h"): with the daemon's clock 1 h ahead every
@@ -118,3 +119,16 @@ def test_sample_ages_are_judged_on_prometheus_clock(monkeypatch, offset: float) 
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.skipif(not shutil.which("prometheus"), reason="needs Debian's prometheus")
+def test_fault_suite_representative_subset() -> None:
+    selected = [s for s in suite.scenarios() if s.quick]
+    assert {s.category for s in selected} == {s.category for s in suite.scenarios()}
+    lines: list[str] = []
+    rows = suite.run(selected, lines.append)
+    table = suite.table(rows)
+    print(table)
+    assert len(rows) == len(selected), "\n".join(lines)
+    assert all(r.ok() for r in rows), table + "\n" + "\n".join(lines)

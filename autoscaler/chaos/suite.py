@@ -30,7 +30,17 @@ from dataclasses import dataclass, field
 
 import requests
 
-from autoscaler.chaos.world import GROUP, INTERVAL, MIN_AVAILABLE, SLOTS, STEADY, World
+from autoscaler.chaos.provider import real_time
+from autoscaler.chaos.world import (
+    DOWN_COOLDOWN,
+    DOWN_STABILIZATION,
+    GROUP,
+    INTERVAL,
+    MIN_AVAILABLE,
+    SLOTS,
+    STEADY,
+    World,
+)
 
 FAULT_SECONDS = 5.0  # longer than /healthz's 3 intervals: a failing dependency shows
 MAX_RECOVERY_CYCLES = 2
@@ -208,7 +218,8 @@ def judge(w: World, m: Measure, max_creates: int) -> None:
     acted = f"+{len(created)} -{len(removed)}"
     if failed_calls:
         acted += f", {failed_calls} failed calls"
-    row.did = f"{' > '.join(m.codes[:6]) or '-'}; {acted}"
+    codes = [c for c in m.codes if c != "in_band"]
+    row.did = f"{' > '.join(dict.fromkeys(codes)) or 'held steady'}; {acted}"
 
 
 @dataclass
@@ -243,6 +254,12 @@ def _ids(w: World) -> list[str]:
     return sorted(r["id"] for r in reps if r["state"] != "deleting")
 
 
+def _victim(w: World) -> str:
+    """The oldest replica: past warm-up, so what it reports counts."""
+    reps = [r for r in w.group()["replicas"] if r["state"] == "active"]
+    return min(reps, key=lambda r: (r["in_warmup"], r["created_at"]))["id"]
+
+
 def _pid(w: World, rid: str) -> int:
     return w.processes()[rid][0]
 
@@ -267,6 +284,23 @@ def prometheus(mode: str, label: str, expect_503: bool, quick: bool = False) -> 
     return Scenario(f"Prometheus {label}", "prometheus", run, expect_503, quick=quick)
 
 
+def prometheus_process_killed(w: World, m: Measure) -> None:
+    """The real Prometheus SIGKILLed, then started again on its port and data directory.
+    Over once Prometheus itself has fresh samples of every replica again (it rediscovers
+    the targets first): the daemon cannot recover before its data source."""
+    p = w.prometheus
+    assert p.proc is not None
+    p.proc.kill()
+    p.proc.wait()
+    m.hold(FAULT_SECONDS)
+    p.log.close()
+    p.start()
+    fresh = f'time() - timestamp(replica_capacity{{group="{GROUP}"}}) < 2'
+    m.until("Prometheus scraping again", lambda: len(p.query(fresh)) >= STEADY, timeout=60)
+    m.end()
+    m.recovered(lambda: healthy(w))
+
+
 # --------------------------------------------------------------------------- provider
 
 
@@ -274,7 +308,7 @@ def provider_burst(mode: str, label: str, quick: bool = False) -> Scenario:
     """Every provider call fails while a replica dies and needs replacing."""
 
     def run(w: World, m: Measure) -> None:
-        victim = _ids(w)[0]
+        victim = _victim(w)
         w.set_provider(mode=mode, timeout_seconds=3.0)
         _kill(w, victim)
         m.hold(FAULT_SECONDS)
@@ -286,7 +320,7 @@ def provider_burst(mode: str, label: str, quick: bool = False) -> Scenario:
 
 
 def provider_quota(w: World, m: Measure) -> None:
-    victim = _ids(w)[0]
+    victim = _victim(w)
     w.set_provider(mode="quota")
     _kill(w, victim)
     m.hold(FAULT_SECONDS)
@@ -297,7 +331,7 @@ def provider_quota(w: World, m: Measure) -> None:
 
 def provider_lost(w: World, m: Measure) -> None:
     """The create starts a replica, then its answer is lost: the next cycle lists it."""
-    victim = _ids(w)[0]
+    victim = _victim(w)
     w.set_provider(mode="lost")
     _kill(w, victim)
     _wait_event(w, m, "create")
@@ -310,7 +344,7 @@ def provider_lost(w: World, m: Measure) -> None:
 def provider_gone(w: World, m: Measure) -> None:
     """A scale-in whose replica is already gone when the delete arrives."""
     w.set_provider(mode="gone")
-    busy = _ids(w)[0]
+    busy = _victim(w)
     w.report({busy: 0}, frozenset())  # one busy replica: a third is created
     m.until("a third replica", lambda: len(_ids(w)) == STEADY + 1)
     w.report({})  # idle again: surplus, one replica goes (already gone at the provider)
@@ -329,7 +363,7 @@ def _kill(w: World, rid: str) -> None:
 
 
 def replica_killed(w: World, m: Measure) -> None:
-    victim = _ids(w)[0]
+    victim = _victim(w)
     _kill(w, victim)
     m.end()  # the fault is the kill itself: the daemon must replace it
     m.recovered(lambda: healthy(w) and victim not in _ids(w))
@@ -338,7 +372,7 @@ def replica_killed(w: World, m: Measure) -> None:
 def replica_hung(w: World, m: Measure) -> None:
     """SIGSTOP: the provider still lists it; its metrics go missing, so it no longer counts
     as capacity (one replica is added), and it is never removed while it is missing."""
-    victim = _ids(w)[0]
+    victim = _victim(w)
     w.report({}, frozenset({victim}))
     os.kill(_pid(w, victim), signal.SIGSTOP)
     m.hold(FAULT_SECONDS + 3)  # past stale_after_seconds
@@ -352,7 +386,7 @@ def replica_hung(w: World, m: Measure) -> None:
 
 def replica_garbage(value: str, label: str) -> Callable[[World, Measure], None]:
     def run(w: World, m: Measure) -> None:
-        victim = _ids(w)[0]
+        victim = _victim(w)
         w.report({victim: value}, frozenset({victim}))
         m.hold(FAULT_SECONDS)
         w.report({})
@@ -365,7 +399,7 @@ def replica_garbage(value: str, label: str) -> Callable[[World, Measure], None]:
 
 def replica_flapping(w: World, m: Measure) -> None:
     """One replica's free capacity flaps between 0 and all its slots every second."""
-    victim = _ids(w)[0]
+    victim = _victim(w)
     deadline = time.monotonic() + 2 * FAULT_SECONDS
     busy = False
     while time.monotonic() < deadline:
@@ -392,7 +426,23 @@ def sigkill_mid_scale_out(w: World, m: Measure) -> None:
     m.end()
     m.recovered(lambda: healthy(w, STEADY + 2, STEADY + 2))
     m.hold(3 * INTERVAL)  # a restarted daemon that forgot would create again now
-    w.report({})  # idle again: back to 2, one per cooldown
+    # Restart again the moment the load goes: the scale-down window (4 wanted within the
+    # last stabilization_seconds) must survive the restart and delay the first scale-in.
+    w.signal_daemon(signal.SIGKILL)
+    w.report({})
+    killed = real_time()
+    w.start_daemon()
+
+    def deletes() -> list[float]:
+        return [e["t"] for e in w.events() if e["op"] == "delete_call" and e["t"] > killed]
+
+    if not m.until("a scale-in after the restart", lambda: bool(deletes()), timeout=40):
+        return
+    first = min(deletes())
+    if first - killed < DOWN_STABILIZATION - 0.3:
+        m.row.wrongly_removed += 1
+        m.row.notes.append(f"scale-in {first - killed:.1f}s after the restart: window lost")
+    m.row.notes.append(f"first scale-in {first - killed:.1f}s after the restart")
 
 
 def sigkill_mid_scale_in(w: World, m: Measure) -> None:
@@ -415,8 +465,6 @@ def sigkill_mid_scale_in(w: World, m: Measure) -> None:
     m.recovered(lambda: healthy(w))
     deletes = [e["t"] for e in w.events()[m.events_from :] if e["op"] == "delete_call"]
     gaps = [b - a for a, b in zip(deletes, deletes[1:], strict=False)]
-    from autoscaler.chaos.world import DOWN_COOLDOWN
-
     if any(g < DOWN_COOLDOWN - 0.5 for g in gaps):
         m.row.wrongly_removed += 1
         m.row.notes.append(f"scale-in cooldown not honoured after restart: gaps {gaps}")
@@ -424,7 +472,7 @@ def sigkill_mid_scale_in(w: World, m: Measure) -> None:
 
 def sigterm_mid_create(w: World, m: Measure) -> None:
     """SIGTERM while a create is in progress: the call finishes, the daemon exits 0."""
-    victim = _ids(w)[0]
+    victim = _victim(w)
     w.set_provider(create_delay=3.0)
     _kill(w, victim)
     _wait_event(w, m, "create_waiting")
@@ -452,7 +500,7 @@ def clock_jump(offset: float, label: str) -> Callable[[World, Measure], None]:
     def run(w: World, m: Measure) -> None:
         w.set_clock_offset(offset)
         m.hold(2 * INTERVAL)
-        victim = _ids(w)[0]
+        victim = _victim(w)
         _kill(w, victim)  # a failed replica is replaced whatever the clock says
         m.until("the replacement", lambda: victim not in _ids(w) and len(_ids(w)) == STEADY)
         m.hold(FAULT_SECONDS)
@@ -510,17 +558,20 @@ def endpoints_hammered(w: World, m: Measure) -> None:
 def scenarios() -> list[Scenario]:
     out = [
         prometheus("refuse", "killed (connections refused)", True, quick=True),
+        Scenario(
+            "Prometheus process SIGKILLed, restarted", "prometheus", prometheus_process_killed, True
+        ),
         prometheus("slow", "slow (answers after the timeout)", True),
         prometheus("http500", "HTTP 500", True),
-        prometheus("http503", "HTTP 503", True, quick=True),
+        prometheus("http503", "HTTP 503", True),
         prometheus("empty", "empty vector", False),
-        prometheus("nan", "NaN values", False, quick=True),
+        prometheus("nan", "NaN values", False),
         prometheus("inf", "+Inf values", False),
         prometheus("string", "string values", True),
         prometheus("huge", "1e308 values", False, quick=True),
         prometheus("dup", "duplicated series (disagreeing)", False),
         prometheus("malformed", "malformed JSON", True),
-        prometheus("truncated", "truncated JSON", True, quick=True),
+        prometheus("truncated", "truncated JSON", True),
         provider_burst("5xx", "5xx burst (replica to replace)", quick=True),
         provider_burst("timeout", "timeouts (replica to replace)"),
         Scenario("provider quota exhausted", "provider", provider_quota, max_creates=1),
@@ -551,7 +602,7 @@ def scenarios() -> list[Scenario]:
             "autoscaler",
             sigkill_mid_scale_in,
             max_creates=2,
-            quick=True,
+            quick=False,
         ),
         Scenario(
             "autoscaler SIGTERM mid create",
@@ -563,7 +614,7 @@ def scenarios() -> list[Scenario]:
         Scenario(
             "wall clock +1 h", "clock", clock_jump(3600, "forward"), max_creates=1, quick=True
         ),
-        Scenario("wall clock -1 h", "clock", clock_jump(-3600, "back"), max_creates=1, quick=True),
+        Scenario("wall clock -1 h", "clock", clock_jump(-3600, "back"), max_creates=1),
         Scenario("20 clients on /metrics /status /sd", "endpoints", endpoints_hammered, quick=True),
     ]
     return out

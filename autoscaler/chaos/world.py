@@ -36,6 +36,7 @@ STEADY = MIN_AVAILABLE // SLOTS
 INTERVAL = 1.0
 QUERY_TIMEOUT = 1.0
 DOWN_COOLDOWN = 5.0
+DOWN_STABILIZATION = 3.0
 
 
 def group_config(run_dir: Path, ctl: Path, events: Path) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def group_config(run_dir: Path, ctl: Path, events: Path) -> dict[str, Any]:
         "scale_up": {"cooldown_seconds": 0, "max_step_replicas": 2},
         "scale_down": {
             "cooldown_seconds": DOWN_COOLDOWN,
-            "stabilization_seconds": 3,
+            "stabilization_seconds": DOWN_STABILIZATION,
             "max_step_replicas": 1,
         },
     }
