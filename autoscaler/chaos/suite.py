@@ -82,6 +82,7 @@ class Measure:
         self.codes: list[str] = []
         self.t_end = 0.0
         self.beats_end = 0.0
+        self.why: str | None = None  # what kept the daemon from looking recovered
 
     def poll(self) -> None:
         try:
@@ -129,7 +130,13 @@ class Measure:
             if ok:
                 self.row.recover_seconds = time.monotonic() - self.t_end
                 self.row.recover_cycles = max(0.0, beats - self.beats_end)
+                if self.row.recover_cycles > MAX_RECOVERY_CYCLES:
+                    self.row.notes.append(f"last seen: {self.why}")
                 return
+            try:
+                self.why = unhealthy(self.w, 0, 99)
+            except (requests.RequestException, KeyError, ValueError) as e:
+                self.why = type(e).__name__
             time.sleep(POLL)
         self.row.notes.append("did not recover")
 
@@ -145,20 +152,26 @@ def _number(v: object) -> bool:
     return isinstance(v, int | float) and 0 <= v <= SLOTS
 
 
-def healthy(w: World, lo: int = STEADY, hi: int = STEADY) -> bool:
-    """Healthy, Prometheus fine, no failure shown, lo..hi replicas, none failed, every
-    replica past warm-up reporting a usable capacity."""
+def unhealthy(w: World, lo: int = STEADY, hi: int = STEADY) -> str | None:
+    """Why the daemon is not yet healthy with lo..hi replicas, or None: /healthz 200,
+    Prometheus fine, no failure shown, none failed, every replica past warm-up reporting
+    a usable capacity."""
     if w.healthz() != 200:
-        return False
+        return "/healthz 503"
     st = w.status()
     g = st["groups"][GROUP]
     obs = g["observation"]
     if not st["prometheus_ok"] or st["errors"] or g["errors"] or not obs["prometheus_ok"]:
-        return False
+        return f"errors {st['errors'] or g['errors'] or 'prometheus'}"
     reps = [r for r in g["replicas"] if r["state"] != "deleting"]
     if any(r["state"] == "failed" for r in reps) or not lo <= len(reps) <= hi:
-        return False
-    return all(r["in_warmup"] or _number(r["capacity"]) for r in reps)
+        return f"replicas {[r['state'] for r in reps]}"
+    silent = [r["id"] for r in reps if not (r["in_warmup"] or _number(r["capacity"]))]
+    return f"not reporting: {silent}" if silent else None
+
+
+def healthy(w: World, lo: int = STEADY, hi: int = STEADY) -> bool:
+    return unhealthy(w, lo, hi) is None
 
 
 def settled(w: World) -> bool:
@@ -260,6 +273,12 @@ def _victim(w: World) -> str:
     return min(reps, key=lambda r: (r["in_warmup"], r["created_at"]))["id"]
 
 
+def _past_warmup(w: World, m: Measure) -> None:
+    """Wait until no replica is in warm-up: a warming replica counts fully free whatever
+    it reports, so a row that makes every replica busy would see only some of them."""
+    m.until("replicas past warm-up", lambda: not any(r["in_warmup"] for r in w.group()["replicas"]))
+
+
 def _pid(w: World, rid: str) -> int:
     return w.processes()[rid][0]
 
@@ -343,6 +362,7 @@ def provider_lost(w: World, m: Measure) -> None:
 
 def provider_gone(w: World, m: Measure) -> None:
     """A scale-in whose replica is already gone when the delete arrives."""
+    _past_warmup(w, m)
     w.set_provider(mode="gone")
     busy = _victim(w)
     w.report({busy: 0}, frozenset())  # one busy replica: a third is created
@@ -416,6 +436,7 @@ def replica_flapping(w: World, m: Measure) -> None:
 
 def sigkill_mid_scale_out(w: World, m: Measure) -> None:
     """Both replicas busy: +2. SIGKILL once the replicas run but before the daemon heard."""
+    _past_warmup(w, m)
     ids = _ids(w)
     w.set_provider(create_delay=30.0)
     w.report(dict.fromkeys(ids, 0))
@@ -439,7 +460,8 @@ def sigkill_mid_scale_out(w: World, m: Measure) -> None:
     if not m.until("a scale-in after the restart", lambda: bool(deletes()), timeout=40):
         return
     first = min(deletes())
-    if first - killed < DOWN_STABILIZATION - 0.3:
+    # The window ends stabilization_seconds after the last cycle before the kill.
+    if first - killed < DOWN_STABILIZATION - INTERVAL - 0.3:
         m.row.wrongly_removed += 1
         m.row.notes.append(f"scale-in {first - killed:.1f}s after the restart: window lost")
     m.row.notes.append(f"first scale-in {first - killed:.1f}s after the restart")
@@ -448,6 +470,7 @@ def sigkill_mid_scale_out(w: World, m: Measure) -> None:
 def sigkill_mid_scale_in(w: World, m: Measure) -> None:
     """From 4 idle replicas: scale-in #1, SIGKILL after it, restart (the cooldown must still
     hold); scale-in #2 killed while in flight, restart: nothing removed twice or wrongly."""
+    _past_warmup(w, m)
     ids = _ids(w)
     w.report(dict.fromkeys(ids, 0))
     m.until("four replicas", lambda: len(_ids(w)) == STEADY + 2)
@@ -649,7 +672,7 @@ def table(rows: list[Row]) -> str:
             str(r.orphans),
             f"{seen} ({expected})",
             _fmt_seconds(r),
-            "yes" if r.ok() else "NO: " + "; ".join(r.notes),
+            ("yes" if r.ok() else "NO") + "".join(f"; {n}" for n in r.notes),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -36,7 +36,7 @@ STEADY = MIN_AVAILABLE // SLOTS
 INTERVAL = 1.0
 QUERY_TIMEOUT = 1.0
 DOWN_COOLDOWN = 5.0
-DOWN_STABILIZATION = 3.0
+DOWN_STABILIZATION = 5.0
 
 
 def group_config(run_dir: Path, ctl: Path, events: Path) -> dict[str, Any]:
