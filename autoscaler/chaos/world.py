@@ -147,13 +147,17 @@ class World:
 
     def stop(self) -> None:
         self.signal_daemon(signal.SIGTERM)
-        for pids in self.processes().values():
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        pids = {pid for found in self.processes().values() for pid in found}
+        for rec in self.records().values():  # and the provider's word, in case
+            pid = rec.get("pid")
+            if isinstance(pid, int) and _cmdline_has(pid, str(self.control_path)):
+                pids.add(pid)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)  # a hung (SIGSTOPped) one too
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         if self.proxy is not None:
             self.proxy.stop()
         self.prometheus.cleanup()
@@ -248,3 +252,10 @@ class World:
     def log_tail(self, n: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-n:])
+
+
+def _cmdline_has(pid: int, text: str) -> bool:
+    try:
+        return text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
