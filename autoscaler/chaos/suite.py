@@ -531,6 +531,7 @@ def sigterm_mid_create(w: World, m: Measure) -> None:
     recs = w.records()
     if any(r.get("status") != "running" for r in recs.values() if r.get("pid") is None):
         m.row.notes.append("a record left half-written")
+        m.row.orphans += 1
     w.set_provider()
     w.start_daemon()
     m.end()
