@@ -14,11 +14,12 @@ DEBS   += chromium chromium-driver
 DEBS   += etcd-server etcd-client
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-debs demo test lint bench dashboards clean
+.PHONY: help setup setup-debs demo test lint bench chaos dashboards clean
 
 help:
 	@echo "make demo   - real Prometheus + autoscaler + local replicas + load, live line per cycle"
 	@echo "make test   - install everything and run lint, rule tests and the whole test suite"
+	@echo "make chaos  - fault suite: real daemon, Prometheus, replicas; one table row per fault"
 	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
 	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator"
 	@echo "make dashboards - regenerate grafana/dashboards/*.json from grafana/build_dashboards.py"
@@ -63,6 +64,10 @@ test: setup lint
 	promtool check rules rules/*.yml
 	promtool test rules rules/tests/*.yml
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# CHAOS_ARGS: --quick (the subset tests/test_chaos.py runs), --only TEXT, --keep (logs)
+chaos: setup-debs $(VENV)/.runtime
+	$(BIN)/python -m autoscaler.chaos $(CHAOS_ARGS)
 
 bench: setup-debs $(VENV)/.dev
 	$(BIN)/python bench/run.py

@@ -36,6 +36,8 @@ class Cancelled(Exception):
 class Reply:
     status_code: int
     body: bytes
+    date: str | None = None  # the `Date` header: the server's wall clock
+    received_at: float | None = None  # our wall clock when the headers arrived
 
 
 def fetch(
@@ -104,6 +106,7 @@ def _request(
         timeout=(left, left),  # each socket operation; the deadline bounds the total
         stream=True,
     ) as resp:
+        received_at = time.time()
         chunks: list[bytes] = []
         size = 0
         try:
@@ -122,4 +125,4 @@ def _request(
             raise requests.exceptions.ContentDecodingError(str(e)) from e
         except urllib3.exceptions.HTTPError as e:
             raise requests.ConnectionError(str(e)) from e
-        return Reply(resp.status_code, b"".join(chunks))
+        return Reply(resp.status_code, b"".join(chunks), resp.headers.get("Date"), received_at)

@@ -51,6 +51,7 @@ from autoscaler.config.secrets import registry as secret_registry
 from autoscaler.core.model import Observation, Replica, ReplicaMetrics, SignalHistory
 from autoscaler.core.spec import GroupConfig, PolicyConfig, SignalKind
 from autoscaler.observe.answer import InvalidAnswer, Series, parse_answer
+from autoscaler.observe.clock_skew import ClockSkew
 from autoscaler.observe.http import Cancelled, Deadline, fetch
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ class PrometheusReader:
         self.on_invalid = on_invalid or (lambda invalid: None)
         self.queries_last_cycle = 0
         self.history_points_last_cycle = 0  # points received by range queries
+        self.skew = ClockSkew()  # sample ages are judged on Prometheus's clock
         self.invalid_last_cycle: list[Invalid] = []
         self.histories: dict[str, QueryHistory] = {}  # predictive query -> its cache
         self._cycle_deadline = math.inf
@@ -245,6 +247,7 @@ class PrometheusReader:
                 deadline=deadline,
                 stop=self._stop,
             )
+            self.skew.update(reply.date, reply.received_at)
             return parse_answer(reply.body, reply.status_code, (expect,))
         except Cancelled:
             return None
@@ -420,7 +423,7 @@ class PrometheusReader:
                 if p.signal is SignalKind.HISTORY:
                     predictive.setdefault(p.query, []).append((g.name, p))
         for expr in sorted(predictive):
-            histories[expr] = self._history(expr, predictive[expr], now)
+            histories[expr] = self._history(expr, predictive[expr], now - self.skew.seconds)
         for expr in set(self.histories) - set(predictive):
             del self.histories[expr]  # no longer asked for: free it
 
@@ -428,7 +431,7 @@ class PrometheusReader:
         for g in groups:
             if g.name not in replicas:
                 continue
-            fresh_after = now - g.stale_after_seconds
+            fresh_after = now - self.skew.seconds - g.stale_after_seconds
             metrics: dict[str, ReplicaMetrics] = {}
             for r in replicas[g.name]:
                 mc = mt = None

@@ -199,8 +199,11 @@ class Controller:
             self.failures.failed(
                 FailureKey("provider", g, "quota"), f"quota exceeded: {res.quota_exceeded}"
             )
-        elif not res.failed:
-            self.failures.ok(FailureKey("provider", g, op))
+        else:
+            if op == "create":  # room again: a quota failure once shown is over
+                self.failures.ok(FailureKey("provider", g, "quota"))
+            if not res.failed:
+                self.failures.ok(FailureKey("provider", g, op))
 
     # --- one cycle -----------------------------------------------------------------
     def cycle(self, stop: threading.Event | None = None) -> bool:
@@ -253,6 +256,7 @@ class Controller:
                 continue
             self._log_decision(rt, decision)
             if not (decision.create or decision.delete):
+                self._actions_over(rt)
                 rt.acting = self.pool.submit(self._reconcile, rt, obs, decision, frozenset())
                 actions.append(rt.acting)
                 continue
@@ -383,6 +387,12 @@ class Controller:
             self._accepted(rt, decision, Direction.UP, res)
             if res is not None and res.succeeded:
                 self._publish_created(rt)
+
+    def _actions_over(self, rt: GroupRuntime) -> None:
+        """Nothing to create or delete: an earlier action's failure (a create whose answer
+        was lost after the work was done, a quota) is over, not shown in /status forever."""
+        for op in ("create", "delete", "quota"):
+            self.failures.ok(FailureKey("provider", rt.cfg.name, op))
 
     # --- the planner's memory ------------------------------------------------------
     def _initial_state(
