@@ -509,19 +509,16 @@ class PrometheusReader:
             cap, term = cap_v.values.get(g.name), term_v.values.get(g.name)
             if cap or term:
                 cap, term = cap or {}, term or {}
+                cap_several, term_several = cap_v.several, term_v.several
                 for r in replicas[g.name]:  # 100,000 of them: the common case first
                     rid = r.id
                     mc, mt = cap.get(rid), term.get(rid)
                     if mc is None and mt is None:
                         continue
-                    if mc is not None and cap_v.several:
-                        several = cap_v.several.get((g.name, rid))
-                        if several:
-                            mc = self._conflict(several, g.name, rid, "capacity")
-                    if mt is not None and term_v.several:
-                        several = term_v.several.get((g.name, rid))
-                        if several:
-                            mt = self._conflict(several, g.name, rid, "termination")
+                    if cap_several and mc is not None and (g.name, rid) in cap_several:
+                        mc = self._conflict(cap_several[g.name, rid], g.name, rid, "capacity")
+                    if term_several and mt is not None and (g.name, rid) in term_several:
+                        mt = self._conflict(term_several[g.name, rid], g.name, rid, "termination")
                     if mc is not None or mt is not None:
                         metrics[rid] = ReplicaMetrics(capacity=mc, termination=mt)
             group_signals: dict[str, float | None] = {}
