@@ -173,13 +173,15 @@ def child(
         kind = "bench"
 
         def __init__(self, group: str) -> None:
-            self.fleet = [
-                Replica(f"{group}-r{r}", group, ReplicaState.ACTIVE, created, f"10.0.0.1:{r}")
-                for r in range(replicas)
-            ]
+            self.group = group
 
         def list(self) -> list[Replica]:
-            return list(self.fleet)  # a fresh listing, as a real provider returns
+            # New objects each time, as a provider makes them from its API's answer.
+            g = self.group
+            return [
+                Replica(f"{g}-r{r}", g, ReplicaState.ACTIVE, created, f"10.0.0.1:{r}")
+                for r in range(replicas)
+            ]
 
         def create(self, count: int) -> ActionResult:
             return ActionResult(succeeded=[f"new-{i}" for i in range(count)])

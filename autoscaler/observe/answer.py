@@ -9,11 +9,13 @@ reach the control loop.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -30,7 +32,7 @@ class Series:
     samples: tuple[tuple[float, float], ...]
 
 
-def parse_answer(body: bytes, status_code: int, expect: Sequence[str]) -> list[Series]:
+def parse_answer(body: bytes | bytearray, status_code: int, expect: Sequence[str]) -> list[Series]:
     """The series of a query answer whose `resultType` must be one of `expect`.
 
     Raises InvalidAnswer saying what is wrong (short, no body dump beyond a prefix).
@@ -38,7 +40,9 @@ def parse_answer(body: bytes, status_code: int, expect: Sequence[str]) -> list[S
     return parse_result(body, status_code, expect)[1]
 
 
-def parse_result(body: bytes, status_code: int, expect: Sequence[str]) -> tuple[str, list[Series]]:
+def parse_result(
+    body: bytes | bytearray, status_code: int, expect: Sequence[str]
+) -> tuple[str, list[Series]]:
     """As `parse_answer`, with the answer's `resultType` (one of `expect`) beside it."""
     # No garbage collection while decoding: a 100,000-series answer is millions of new
     # objects, none of them cyclic, and collections triggered by their count alone
@@ -193,23 +197,51 @@ class _Answer(msgspec.Struct, gc=False):
 _decoder = msgspec.json.Decoder(_Answer)
 
 
+@functools.lru_cache(maxsize=8)
+def _two_labels(group_label: str, replica_label: str) -> msgspec.json.Decoder[Any] | None:
+    """A decoder for the usual answer, whose every series has only the group and replica
+    labels: no dict per series (a fifth of the memory). Any other label fails it, and
+    the answer is decoded with the labels as a dict, every value checked."""
+    if group_label == replica_label:
+        return None
+    names = {"group": group_label, "replica": replica_label}
+    # A default of None, not a None type: an absent label is None, a null one invalid.
+    labels = msgspec.defstruct(
+        "_Labels",
+        [("group", str, None), ("replica", str, None)],
+        rename=names,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    row: Any = msgspec.defstruct(
+        "_Row2", [("metric", labels), ("value", tuple[float, str])], gc=False
+    )
+    data = msgspec.defstruct("_Data2", [("resultType", str), ("result", list[row])], gc=False)
+    answer = msgspec.defstruct("_Answer2", [("status", str), ("data", data)], gc=False)
+    return msgspec.json.Decoder(answer)
+
+
 def replica_vector(
-    body: bytes, status_code: int, group_label: str, replica_label: str
+    body: bytes | bytearray, status_code: int, group_label: str, replica_label: str
 ) -> ReplicaVector | None:
     """The values of a vector answer by group and replica label (series without both
     are not ours: skipped), exactly as `parse_result` would read them; None when the
     answer is anything else (a matrix, an error, an invalid document).
 
-    Decoded and type-checked by msgspec in C, without a dict per series: on 100,000
-    series this is a fifth of the time and memory of `json` plus the checks in Python.
+    Decoded and type-checked by msgspec in C: on 100,000 series, about a third of the
+    time of `json.loads` plus the same checks in Python (`_vector`).
     """
     if status_code != 200:
         return None
-    try:
-        answer = _decoder.decode(body)
-    except msgspec.MsgspecError:
-        return None
-    if answer.status != "success" or answer.data.resultType != "vector":
+    answer: Any = None
+    two = _two_labels(group_label, replica_label)
+    for decoder in (two, _decoder) if two is not None else (_decoder,):
+        try:
+            answer = decoder.decode(body)
+            break
+        except msgspec.MsgspecError:
+            continue  # rows with more labels (a replica's several series), or invalid
+    if answer is None or answer.status != "success" or answer.data.resultType != "vector":
         return None
     out = ReplicaVector()
     values, add = out.values, out.add
@@ -222,7 +254,10 @@ def replica_vector(
         if not math.isfinite(ts):
             return None
         labels = row.metric
-        group, replica = labels.get(group_label), labels.get(replica_label)
+        if type(labels) is dict:
+            group, replica = labels.get(group_label), labels.get(replica_label)
+        else:
+            group, replica = labels.group, labels.replica
         if group is None or replica is None:
             continue
         by_replica = values.get(group)
