@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000,100000", help="replicas, comma-separated")
     ap.add_argument("--per-group", type=int, default=100, help="replicas per group")
-    ap.add_argument("--cycles", type=int, default=5, help="measured cycles per size")
+    ap.add_argument("--cycles", type=int, default=3, help="measured cycles per size")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--serve", action="store_true", help="start the setup and keep it running")
     ap.add_argument("--prometheus", help="URL of a setup left running by --serve")
