@@ -14,13 +14,14 @@ DEBS   += chromium chromium-driver
 DEBS   += etcd-server etcd-client
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-debs demo test lint bench chaos dashboards clean
+.PHONY: help setup setup-debs demo test lint bench bench-scale chaos dashboards clean
 
 help:
 	@echo "make demo   - real Prometheus + autoscaler + local replicas + load, live line per cycle"
 	@echo "make test   - install everything and run lint, rule tests and the whole test suite"
 	@echo "make chaos  - fault suite: real daemon, Prometheus, replicas; one table row per fault"
 	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
+	@echo "make bench-scale - one control cycle at 1k, 10k, 100k replicas against a real Prometheus"
 	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator"
 	@echo "make dashboards - regenerate grafana/dashboards/*.json from grafana/build_dashboards.py"
 
@@ -72,6 +73,11 @@ chaos: setup-debs $(VENV)/.runtime
 bench: setup-debs $(VENV)/.dev
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/openstack.py
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+
+# SCALE_ARGS="--sizes 1000,10000" for a quicker run
+bench-scale: setup-debs $(VENV)/.dev
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) run out .pytest_cache .hypothesis

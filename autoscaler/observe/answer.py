@@ -9,10 +9,15 @@ reach the control loop.
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
 
 
 class InvalidAnswer(ValueError):
@@ -27,35 +32,79 @@ class Series:
     samples: tuple[tuple[float, float], ...]
 
 
-def parse_answer(body: bytes, status_code: int, expect: Sequence[str]) -> list[Series]:
+def parse_answer(body: bytes | bytearray, status_code: int, expect: Sequence[str]) -> list[Series]:
     """The series of a query answer whose `resultType` must be one of `expect`.
 
     Raises InvalidAnswer saying what is wrong (short, no body dump beyond a prefix).
     """
+    return parse_result(body, status_code, expect)[1]
+
+
+def parse_result(
+    body: bytes | bytearray, status_code: int, expect: Sequence[str]
+) -> tuple[str, list[Series]]:
+    """As `parse_answer`, with the answer's `resultType` (one of `expect`) beside it."""
+    # No garbage collection while decoding: a 100,000-series answer is millions of new
+    # objects, none of them cyclic, and collections triggered by their count alone
+    # cost more than the decoding (restored as it was, whatever happens).
+    paused = gc.isenabled()
+    gc.disable()
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        prefix = body[:80].decode("utf-8", "replace")
-        raise InvalidAnswer(f"HTTP {status_code}, not JSON: {prefix!r}") from None
-    if not isinstance(doc, dict):
-        raise InvalidAnswer(f"HTTP {status_code}, JSON {type(doc).__name__}, not an object")
-    status = doc.get("status")
-    if status != "success":
-        kind, error = doc.get("errorType"), doc.get("error")
-        detail = f"{kind}: {error}" if kind or error else f"status {status!r}"
-        raise InvalidAnswer(f"HTTP {status_code}, {detail}")
-    if status_code != 200:
-        raise InvalidAnswer(f"HTTP {status_code} with status success")
-    data = doc.get("data")
-    if not isinstance(data, dict):
-        raise InvalidAnswer("no `data` object")
-    kind = data.get("resultType")
-    if not isinstance(kind, str) or kind not in expect:
-        raise InvalidAnswer(f"resultType {kind!r}, expected {' or '.join(expect)}")
-    result = data.get("result")
-    if not isinstance(result, list):
-        raise InvalidAnswer(f"`result` is {type(result).__name__}, not a list")
-    return [_series(s, kind, i) for i, s in enumerate(result)]
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            prefix = body[:80].decode("utf-8", "replace")
+            raise InvalidAnswer(f"HTTP {status_code}, not JSON: {prefix!r}") from None
+        if not isinstance(doc, dict):
+            raise InvalidAnswer(f"HTTP {status_code}, JSON {type(doc).__name__}, not an object")
+        status = doc.get("status")
+        if status != "success":
+            kind, error = doc.get("errorType"), doc.get("error")
+            detail = f"{kind}: {error}" if kind or error else f"status {status!r}"
+            raise InvalidAnswer(f"HTTP {status_code}, {detail}")
+        if status_code != 200:
+            raise InvalidAnswer(f"HTTP {status_code} with status success")
+        data = doc.get("data")
+        if not isinstance(data, dict):
+            raise InvalidAnswer("no `data` object")
+        kind = data.get("resultType")
+        if not isinstance(kind, str) or kind not in expect:
+            raise InvalidAnswer(f"resultType {kind!r}, expected {' or '.join(expect)}")
+        result = data.get("result")
+        if not isinstance(result, list):
+            raise InvalidAnswer(f"`result` is {type(result).__name__}, not a list")
+        if kind == "vector":
+            return kind, _vector(result)
+        return kind, [_series(s, kind, i) for i, s in enumerate(result)]
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _vector(result: list[object]) -> list[Series]:
+    """An instant vector's series: the checks of `_series`, unrolled for the common case
+    (the answer may have 100,000 series); anything unusual is judged by `_series`."""
+    out = []
+    for i, raw in enumerate(result):
+        # JSON objects decode to dicts with string keys: only the values need a look.
+        if type(raw) is dict:
+            labels, pair = raw.get("metric"), raw.get("value")
+            if type(labels) is dict and type(pair) is list and len(pair) == 2:
+                ts, value = pair
+                if (type(ts) is float or type(ts) is int) and type(value) is str:
+                    try:
+                        v = float(value)
+                    except ValueError:
+                        v = None
+                    if v is not None and math.isfinite(ts):
+                        for label in labels.values():
+                            if type(label) is not str:
+                                break
+                        else:
+                            out.append(Series(labels, ((float(ts), v),)))
+                            continue
+        out.append(_series(raw, "vector", i))  # raises InvalidAnswer, saying why
+    return out
 
 
 def _series(raw: object, kind: str, i: int) -> Series:
@@ -97,3 +146,123 @@ def _sample(raw: object, where: str) -> tuple[float, float]:
     except ValueError:
         raise InvalidAnswer(f"{where} has a value that is not a number: {value[:40]!r}") from None
     return float(ts), v
+
+
+# --- the replica queries' answers, fast --------------------------------------------------
+
+
+@dataclass
+class ReplicaVector:
+    """The values of a replica signal by group and replica: one per series."""
+
+    # group -> replica -> the value of its first series
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    # (group, replica) -> every series' value, for the few replicas with several series
+    several: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+    def add(self, group: str, replica: str, value: float) -> None:
+        by_replica = self.values.get(group)
+        if by_replica is None:
+            by_replica = self.values[group] = {}
+        if replica in by_replica:
+            self.several.setdefault((group, replica), [by_replica[replica]]).append(value)
+        else:
+            by_replica[replica] = value
+
+    def get(self, group: str, replica: str) -> list[float] | None:
+        """Every series' value for one replica (None: no series)."""
+        value = self.values.get(group, {}).get(replica)
+        if value is None:
+            return None
+        return self.several.get((group, replica)) or [value]
+
+
+# Only a successful instant vector whose every part has the type `_series` demands: any
+# other answer, valid or not, is left to `parse_result` (which says what is wrong).
+class _Row(msgspec.Struct, gc=False):
+    metric: dict[str, str]
+    value: tuple[float, str]
+
+
+class _Data(msgspec.Struct, gc=False):
+    resultType: str  # noqa: N815 - Prometheus' name
+    result: list[_Row]
+
+
+class _Answer(msgspec.Struct, gc=False):
+    status: str
+    data: _Data
+
+
+_decoder = msgspec.json.Decoder(_Answer)
+
+
+@functools.lru_cache(maxsize=8)
+def _two_labels(group_label: str, replica_label: str) -> msgspec.json.Decoder[Any] | None:
+    """A decoder for the usual answer, whose every series has only the group and replica
+    labels: no dict per series (a fifth of the memory). Any other label fails it, and
+    the answer is decoded with the labels as a dict, every value checked."""
+    if group_label == replica_label:
+        return None
+    names = {"group": group_label, "replica": replica_label}
+    # A default of None, not a None type: an absent label is None, a null one invalid.
+    labels = msgspec.defstruct(
+        "_Labels",
+        [("group", str, None), ("replica", str, None)],
+        rename=names,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    row: Any = msgspec.defstruct(
+        "_Row2", [("metric", labels), ("value", tuple[float, str])], gc=False
+    )
+    data = msgspec.defstruct("_Data2", [("resultType", str), ("result", list[row])], gc=False)
+    answer = msgspec.defstruct("_Answer2", [("status", str), ("data", data)], gc=False)
+    return msgspec.json.Decoder(answer)
+
+
+def replica_vector(
+    body: bytes | bytearray, status_code: int, group_label: str, replica_label: str
+) -> ReplicaVector | None:
+    """The values of a vector answer by group and replica label (series without both
+    are not ours: skipped), exactly as `parse_result` would read them; None when the
+    answer is anything else (a matrix, an error, an invalid document).
+
+    Decoded and type-checked by msgspec in C: on 100,000 series, about a third of the
+    time of `json.loads` plus the same checks in Python (`_vector`).
+    """
+    if status_code != 200:
+        return None
+    answer: Any = None
+    two = _two_labels(group_label, replica_label)
+    for decoder in (two, _decoder) if two is not None else (_decoder,):
+        try:
+            answer = decoder.decode(body)
+            break
+        except msgspec.MsgspecError:
+            continue  # rows with more labels (a replica's several series), or invalid
+    if answer is None or answer.status != "success" or answer.data.resultType != "vector":
+        return None
+    out = ReplicaVector()
+    values, add = out.values, out.add
+    for row in answer.data.result:
+        ts, text = row.value
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        if not math.isfinite(ts):
+            return None
+        labels = row.metric
+        if type(labels) is dict:
+            group, replica = labels.get(group_label), labels.get(replica_label)
+        else:
+            group, replica = labels.group, labels.replica
+        if group is None or replica is None:
+            continue
+        by_replica = values.get(group)
+        if by_replica is None or replica in by_replica:
+            add(group, replica, value)  # a new group, or a replica's second series
+        else:
+            by_replica[replica] = value
+    return out

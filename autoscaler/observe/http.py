@@ -35,7 +35,7 @@ class Cancelled(Exception):
 @dataclass
 class Reply:
     status_code: int
-    body: bytes
+    body: bytes | bytearray  # the buffer it was read into: no copy
     date: str | None = None  # the `Date` header: the server's wall clock
     received_at: float | None = None  # our wall clock when the headers arrived
 
@@ -107,16 +107,16 @@ def _request(
         stream=True,
     ) as resp:
         received_at = time.time()
-        chunks: list[bytes] = []
-        size = 0
+        # One growing buffer, not a list of chunks joined at the end: a 15 MB answer is
+        # held once, not twice.
+        body = bytearray()
         try:
             # read1: what one socket read brings (read() would wait for a whole chunk).
             while chunk := resp.raw.read1(CHUNK, decode_content=True):
                 if cancel.is_set() or time.monotonic() > deadline:
                     raise Deadline()
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_BODY:
+                body += chunk
+                if len(body) > MAX_BODY:
                     raise ValueError(f"answer larger than {MAX_BODY} bytes")
         # Reading the raw stream raises urllib3's own errors: give them requests' types.
         except urllib3.exceptions.ReadTimeoutError as e:
@@ -125,4 +125,4 @@ def _request(
             raise requests.exceptions.ContentDecodingError(str(e)) from e
         except urllib3.exceptions.HTTPError as e:
             raise requests.ConnectionError(str(e)) from e
-        return Reply(resp.status_code, b"".join(chunks), resp.headers.get("Date"), received_at)
+        return Reply(resp.status_code, body, resp.headers.get("Date"), received_at)

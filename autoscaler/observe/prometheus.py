@@ -16,10 +16,15 @@ in `Observation.histories`: the forecast itself is pure decision code, in the co
 Which signal a policy needs is what its spec declares (`signal`: capacity, instant or
 history), never its type.
 
-Samples are read from range selectors (`metric[window]`) so each comes with its own
-timestamp: a sample older than the group's `stale_after_seconds` is missing data, never
-a value. Values are passed through unchanged (NaN, inf, negative included); the decision
-core decides what is usable.
+A replica sample older than the group's `stale_after_seconds` is missing data, never a
+value: the replica queries ask for each series' newest sample in the range reaching back
+exactly that far from the observation time (`last_over_time`, as a range selector reads
+samples: a series that ended with a stale marker keeps its last sample until it is too
+old), aggregated to the group and replica labels, except for replicas with several
+series, which come whole so their disagreement is seen. At 100,000 replicas that is
+under a third of the bytes of the raw range selector. Groups with different
+`stale_after_seconds` get a pair of queries each. Values are passed through unchanged
+(NaN, inf, negative included); the decision core decides what is usable.
 
 What is not data:
 - an answer that is not a Prometheus result (see `answer.py`): the query failed;
@@ -41,6 +46,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -50,8 +56,15 @@ from autoscaler.config import Config, PrometheusConfig
 from autoscaler.config.secrets import registry as secret_registry
 from autoscaler.core.model import Observation, Replica, ReplicaMetrics, SignalHistory
 from autoscaler.core.spec import GroupConfig, PolicyConfig, SignalKind
-from autoscaler.observe.answer import InvalidAnswer, Series, parse_answer
-from autoscaler.observe.clock_skew import ClockSkew
+from autoscaler.observe.answer import (
+    InvalidAnswer,
+    ReplicaVector,
+    Series,
+    parse_answer,
+    parse_result,
+    replica_vector,
+)
+from autoscaler.observe.clock_skew import TOLERANCE_SECONDS, ClockSkew
 from autoscaler.observe.http import Cancelled, Deadline, fetch
 
 log = logging.getLogger(__name__)
@@ -72,6 +85,8 @@ class Invalid:
 
 
 InvalidHook = Callable[[Invalid], None]
+
+T = TypeVar("T")
 
 # Prometheus refuses range queries of more than 11,000 points per series; stay below.
 MAX_RANGE_POINTS = 10_000
@@ -200,6 +215,7 @@ class PrometheusReader:
         self.queries_last_cycle = 0
         self.history_points_last_cycle = 0  # points received by range queries
         self.skew = ClockSkew()  # sample ages are judged on Prometheus's clock
+        self.bytes_last_cycle = 0  # answer bodies received (the bench reports it)
         self.invalid_last_cycle: list[Invalid] = []
         self.histories: dict[str, QueryHistory] = {}  # predictive query -> its cache
         self._cycle_deadline = math.inf
@@ -221,6 +237,18 @@ class PrometheusReader:
 
         None when it failed (reported through on_failure) or was cut short by a stop.
         """
+        return self._ask(name, expr, lambda body, code: parse_answer(body, code, (expect,)), span)
+
+    def _ask(
+        self,
+        name: str,
+        expr: str,
+        parse: Callable[[bytes | bytearray, int], T],
+        span: tuple[float, float, int] | None = None,
+        at: float | None = None,
+    ) -> T | None:
+        """As `_query`, the answer read by `parse` (which raises InvalidAnswer); `at` is
+        an instant query's evaluation time (default: Prometheus' now)."""
         if self._stop is not None and self._stop.is_set():
             return None  # stopping: no more queries, and nothing to report
         start_m = time.monotonic()
@@ -236,6 +264,8 @@ class PrometheusReader:
         if span is not None:
             path = "/api/v1/query_range"
             params.update(start=f"{span[0]:.3f}", end=f"{span[1]:.3f}", step=str(span[2]))
+        elif at is not None:
+            params["time"] = f"{at:.3f}"
         try:
             reply = fetch(
                 self.session,
@@ -248,7 +278,8 @@ class PrometheusReader:
                 stop=self._stop,
             )
             self.skew.update(reply.date, reply.received_at)
-            return parse_answer(reply.body, reply.status_code, (expect,))
+            self.bytes_last_cycle += len(reply.body)
+            return parse(reply.body, reply.status_code)
         except Cancelled:
             return None
         except Deadline:
@@ -268,35 +299,74 @@ class PrometheusReader:
         self.on_invalid(invalid)
 
     # --- replica signals ---------------------------------------------------------------
-    def _replica_samples(
-        self, name: str, selector: str, window: str
-    ) -> dict[tuple[str, str], list[tuple[float, float]]] | None:
-        """(group, replica) -> the newest sample of each of its series; None on failure."""
-        res = self._query(name, f"{selector}[{window}]", "matrix")
-        if res is None:
-            return None
-        out: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for s in res:
-            group, replica = s.labels.get(self.group_label), s.labels.get(self.replica_label)
-            if group is None or replica is None or not s.samples:
-                continue  # not one of our replicas' series
-            out.setdefault((group, replica), []).append(s.samples[-1])
-        return out
+    def _replica_expr(self, selector: str, range_ms: int) -> str:
+        """Each replica's newest sample within the range, with only its two labels; the
+        series themselves, all labels kept, for a replica that has several."""
+        g, r = self.group_label, self.replica_label
+        last = f"last_over_time({selector}[{range_ms}ms])"
+        shared = f"count by ({g}, {r}) ({last}) > 1"
+        return f"({last} and on ({g}, {r}) ({shared})) or on ({g}, {r}) max by ({g}, {r}) ({last})"
 
-    def _replica_value(
-        self,
-        samples: Mapping[tuple[str, str], list[tuple[float, float]]],
-        group: str,
-        replica: str,
-        signal: str,
-        fresh_after: float,
-    ) -> float | None:
-        fresh = [v for ts, v in samples.get((group, replica), ()) if ts >= fresh_after]
-        if not fresh:
-            return None
-        value = _agreed(fresh)
+    def _replica_values(
+        self, name: str, selector: str, now: float, stale_after: float
+    ) -> ReplicaVector | None:
+        """group -> replica -> the newest value of each of its series with a sample at
+        or after `now - stale_after`; None on failure.
+
+        Asks for only what is read: one value per series (the newest), and for all but
+        the replicas with several series, only the group and replica labels. Evaluated
+        at the time the query is sent, over a range reaching back exactly to
+        `now - stale_after`: a series whose newest sample is older has none in the range,
+        and a series that ended (a stale marker) still counts with its last sample, as a
+        range selector reads it.
+        """
+        # Ages are judged on Prometheus's clock (`skew`, learnt from its answers): when an
+        # answer shows it moved by more than the skew's tolerance, the query is asked
+        # again on the new reading (the first cycle after a clock step).
+        for _ in range(2):
+            skew = self.skew.seconds
+            answer = self._replica_query(name, selector, now - skew, stale_after, skew)
+            if answer is None or abs(self.skew.seconds - skew) <= TOLERANCE_SECONDS:
+                break
+        return answer
+
+    def _replica_query(
+        self, name: str, selector: str, now: float, stale_after: float, skew: float
+    ) -> ReplicaVector | None:
+        """One replica query; `now` is the observation time on Prometheus's clock."""
+        # Prometheus timestamps are whole milliseconds and 2.x ranges include both ends:
+        # a sample at t >= now - stale_after is one at or after this millisecond.
+        oldest_ms = math.ceil((now - stale_after) * 1000)
+        at_ms = max(math.floor((time.time() - skew) * 1000), oldest_ms + 1)
+        expr = self._replica_expr(selector, at_ms - oldest_ms)
+        fresh_after = now - stale_after
+        group_label, replica_label = self.group_label, self.replica_label
+
+        def parse(body: bytes | bytearray, code: int) -> ReplicaVector:
+            fast = replica_vector(body, code, group_label, replica_label)
+            if fast is not None:
+                return fast
+            # Anything else: validated in full, and a matrix (a range selector's answer)
+            # read too, its newest samples judged here.
+            kind, res = parse_result(body, code, ("vector", "matrix"))
+            out = ReplicaVector()
+            for s in res:
+                group, replica = s.labels.get(group_label), s.labels.get(replica_label)
+                if group is None or replica is None or not s.samples:
+                    continue  # not one of our replicas' series
+                ts, value = s.samples[-1]
+                if kind == "matrix" and ts < fresh_after:
+                    continue
+                out.add(group, replica, value)
+            return out
+
+        return self._ask(name, expr, parse, at=at_ms / 1000)
+
+    def _conflict(self, values: list[float], group: str, replica: str, signal: str) -> float | None:
+        """The value a replica's several series agree on; None, reported, if they do not."""
+        value = _agreed(values)
         if value is None:
-            self._invalid(Invalid(group, signal, replica, "conflict", _disagreement(fresh)))
+            self._invalid(Invalid(group, signal, replica, "conflict", _disagreement(values)))
         return value
 
     # --- predictive history ------------------------------------------------------------
@@ -374,6 +444,7 @@ class PrometheusReader:
         """
         self.queries_last_cycle = 0
         self.history_points_last_cycle = 0
+        self.bytes_last_cycle = 0
         self.invalid_last_cycle = []
         self._stop = stop
         # Every query of the cycle shares one budget: a slow Prometheus costs one
@@ -392,12 +463,18 @@ class PrometheusReader:
         replicas: Mapping[str, Sequence[Replica]],
         now: float,
     ) -> dict[str, Observation]:
-        window = max((g.stale_after_seconds for g in groups), default=30.0)
-        # Range selectors give each sample's own timestamp, which staleness needs.
-        w = f"{max(1, math.ceil(window))}s"
-        capacity = self._replica_samples("capacity", self.capacity_metric, w)
-        termination = self._replica_samples("termination", self.termination_metric, w)
-        prometheus_ok = capacity is not None and termination is not None
+        # One pair of queries per distinct stale_after_seconds (usually one for all).
+        capacity: dict[float, ReplicaVector] = {}
+        termination: dict[float, ReplicaVector] = {}
+        prometheus_ok = True
+        for stale in sorted({g.stale_after_seconds for g in groups}, reverse=True) or [30.0]:
+            c = self._replica_values("capacity", self.capacity_metric, now, stale)
+            t = self._replica_values("termination", self.termination_metric, now, stale)
+            if c is not None:
+                capacity[stale] = c
+            if t is not None:
+                termination[stale] = t
+            prometheus_ok = prometheus_ok and c is not None and t is not None
 
         target_askers: dict[str, list[str]] = {}  # query -> groups asking it
         for g in groups:
@@ -427,20 +504,29 @@ class PrometheusReader:
         for expr in set(self.histories) - set(predictive):
             del self.histories[expr]  # no longer asked for: free it
 
+        shared = _SharedMetrics()
         out: dict[str, Observation] = {}
         for g in groups:
             if g.name not in replicas:
                 continue
-            fresh_after = now - self.skew.seconds - g.stale_after_seconds
             metrics: dict[str, ReplicaMetrics] = {}
-            for r in replicas[g.name]:
-                mc = mt = None
-                if capacity is not None:
-                    mc = self._replica_value(capacity, g.name, r.id, "capacity", fresh_after)
-                if termination is not None:
-                    mt = self._replica_value(termination, g.name, r.id, "termination", fresh_after)
-                if mc is not None or mt is not None:
-                    metrics[r.id] = ReplicaMetrics(capacity=mc, termination=mt)
+            cap_v = capacity.get(g.stale_after_seconds) or ReplicaVector()
+            term_v = termination.get(g.stale_after_seconds) or ReplicaVector()
+            cap, term = cap_v.values.get(g.name), term_v.values.get(g.name)
+            if cap or term:
+                cap, term = cap or {}, term or {}
+                cap_several, term_several = cap_v.several, term_v.several
+                for r in replicas[g.name]:  # 100,000 of them: the common case first
+                    rid = r.id
+                    mc, mt = cap.get(rid), term.get(rid)
+                    if mc is None and mt is None:
+                        continue
+                    if cap_several and mc is not None and (g.name, rid) in cap_several:
+                        mc = self._conflict(cap_several[g.name, rid], g.name, rid, "capacity")
+                    if term_several and mt is not None and (g.name, rid) in term_several:
+                        mt = self._conflict(term_several[g.name, rid], g.name, rid, "termination")
+                    if mc is not None or mt is not None:
+                        metrics[rid] = shared(mc, mt)
             group_signals: dict[str, float | None] = {}
             group_histories: dict[str, SignalHistory] = {}
             for p in g.policies:
@@ -468,6 +554,31 @@ class PrometheusReader:
                 histories=group_histories,
             )
         return out
+
+
+class _SharedMetrics:
+    """One ReplicaMetrics per distinct (capacity, termination) pair: they are immutable,
+    and 100,000 replicas report a handful of distinct values (a fifth of the cycle's
+    memory was these objects)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[float | None, float | None], ReplicaMetrics] = {}
+
+    def __call__(self, capacity: float | None, termination: float | None) -> ReplicaMetrics:
+        made = self._made.get((capacity, termination))
+        # 0.0 == -0.0 as a key: the sign of a zero is kept exactly, never taken from another.
+        if made is None or _zero_signs(made, capacity, termination):
+            made = ReplicaMetrics(capacity=capacity, termination=termination)
+            self._made.setdefault((capacity, termination), made)
+        return made
+
+
+def _zero_signs(made: ReplicaMetrics, capacity: float | None, termination: float | None) -> bool:
+    """Does `made` hold a zero of another sign than these values?"""
+    for mine, theirs in ((made.capacity, capacity), (made.termination, termination)):
+        if theirs == 0 and math.copysign(1.0, theirs) != math.copysign(1.0, mine or 0.0):
+            return True
+    return False
 
 
 def _short(text: str, limit: int = 300) -> str:

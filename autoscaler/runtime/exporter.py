@@ -33,11 +33,30 @@ from autoscaler.runtime.web_config import WebConfig
 log = logging.getLogger(__name__)
 
 
+Document = dict[str, Any]
+
+
+class Lazy:
+    """A document built on its first read, then kept: the controller publishes a closure
+    over its cycle's immutable results, so a cycle nobody asks about costs nothing."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build: Callable[[], Any] | None = build
+        self._doc: Any = None
+        self._lock = threading.Lock()  # two readers at once build it once
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._build is not None:
+                self._doc, self._build = self._build(), None
+            return self._doc
+
+
 class SharedState:
     """What the controller last published, read by the HTTP handlers."""
 
     def __init__(self, interval_seconds: float, clock: Clock | None = None) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # reentrant: `status` and `sd` take it too
         self.interval = interval_seconds
         # Staleness is an interval: measured on the monotonic clock, so a wall-clock step
         # (back 1 h) can neither keep /healthz at 200 nor fail it. `last_success` (wall)
@@ -46,23 +65,43 @@ class SharedState:
         self.started = self.clock.monotonic()
         self.last_success: float | None = None
         self._last_success_mono: float | None = None
-        self.status: dict[str, Any] = {"groups": {}}
-        self.sd: dict[str, list[dict[str, Any]]] = {"direct": [], "bridge": []}
+        self._status = Lazy(lambda: {"groups": {}})
+        self._sd = Lazy(lambda: {"direct": [], "bridge": []})
         # SimpleScaleVM's isMaster: this instance acts. Without high availability there
         # is no standby, so always True; a leader election would set it.
         self.is_master = True
         # The console's chart and decision log: written by the controller each cycle.
         self.history = History()
 
-    def publish(self, status: dict[str, Any], sd: dict[str, list[dict[str, Any]]]) -> None:
+    def publish(
+        self,
+        status: Document | Callable[[], Document],
+        sd: dict[str, list[Document]] | Callable[[], dict[str, list[Document]]],
+    ) -> None:
+        """Each document, or a function building it when first read (see `Lazy`)."""
         with self.lock:
-            self.status = status
-            self.sd = sd
+            self._status = _lazy(status)
+            self._sd = _lazy(sd)
 
-    def publish_sd(self, sd: dict[str, list[dict[str, Any]]]) -> None:
+    def publish_sd(
+        self, sd: dict[str, list[Document]] | Callable[[], dict[str, list[Document]]]
+    ) -> None:
         """Targets only, between cycles: new replicas are discoverable as soon as created."""
         with self.lock:
-            self.sd = sd
+            self._sd = _lazy(sd)
+
+    # Built outside `lock`, which the cycle takes to publish: a slow read never holds it.
+    @property
+    def status(self) -> Document:
+        with self.lock:
+            doc = self._status
+        return doc.get()
+
+    @property
+    def sd(self) -> dict[str, list[Document]]:
+        with self.lock:
+            doc = self._sd
+        return doc.get()
 
     def mark_success(self, at: float, monotonic: float | None = None) -> None:
         """A cycle succeeded: `at` (wall) for display, `monotonic` for staleness."""
@@ -79,6 +118,10 @@ class SharedState:
         with self.lock:
             ref = self._last_success_mono
             return now - (self.started if ref is None else ref) <= 3 * self.interval
+
+
+def _lazy(doc: Any) -> Lazy:
+    return Lazy(doc) if callable(doc) else Lazy(lambda: doc)
 
 
 def wants_json(accept: str | None) -> bool:
@@ -124,8 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
             ok = state.healthy()
             self._json(200 if ok else 503, {"healthy": ok, "last_success": state.last_success})
         elif url.path == "/status":
-            with state.lock:
-                body = dict(state.status)
+            body = dict(state.status)
             body["healthy"] = state.healthy()
             body["last_success"] = state.last_success
             text = json.dumps(body, default=str)  # errors may quote a provider's answer
@@ -135,8 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             if via not in ("direct", "bridge"):
                 self._json(400, {"error": "via must be direct or bridge"})
                 return
-            with state.lock:
-                self._json(200, state.sd.get(via, []))
+            self._json(200, state.sd.get(via, []))
         else:
             self._json(404, {"error": "not found", "endpoints": self.server.endpoints})
 

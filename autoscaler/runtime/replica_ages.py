@@ -39,9 +39,23 @@ class ReplicaAges:
     def rebase(self, replicas: Iterable[Replica], at: Reading) -> list[Replica]:
         """A full listing with each `created_at` on the timeline of `at.wall`; replicas no
         longer listed are forgotten (an id reused later is a new replica)."""
-        out = [dataclasses.replace(r, created_at=at.wall - self.age(r, at)) for r in replicas]
-        listed = {r.id for r in out}
-        with self._lock:
-            for rid in [rid for rid in self._seen if rid not in listed]:
-                del self._seen[rid]
+        out: list[Replica] = []
+        listed: set[str] = set()
+        wall, mono = at.wall, at.monotonic
+        with self._lock:  # once for the listing, not once per replica (100,000 of them)
+            seen = self._seen
+            for r in replicas:
+                first = seen.get(r.id)
+                if first is None:
+                    first = seen[r.id] = (mono, max(0.0, wall - r.created_at))
+                created = wall - (first[1] + max(0.0, mono - first[0]))  # wall - age()
+                # The constructor is twice as fast as dataclasses.replace.
+                if type(r) is Replica:
+                    r = Replica(r.id, r.group, r.state, created, r.address, r.name, r.metadata)
+                else:
+                    r = dataclasses.replace(r, created_at=created)
+                out.append(r)
+                listed.add(r.id)
+            for rid in [rid for rid in seen if rid not in listed]:
+                del seen[rid]
         return out
