@@ -70,7 +70,7 @@ class ReplicaState(StrEnum):
     DELETING = "deleting"  # on its way out: never counted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Replica:
     """One replica as the provider sees it. The provider is the source of truth."""
 
@@ -86,7 +86,7 @@ class Replica:
         return now - self.created_at < warmup_seconds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReplicaMetrics:
     """The latest fresh samples of one replica, as read from Prometheus.
 
