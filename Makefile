@@ -22,7 +22,8 @@ help:
 	@echo "make chaos  - fault suite: real daemon, Prometheus, replicas; one table row per fault"
 	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
 	@echo "make bench-scale - one control cycle at 1k, 10k, 100k replicas against a real Prometheus"
-	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator"
+	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator,"
+	@echo "              compose files (a real Compose) and the Dockerfile (hadolint)"
 	@echo "make dashboards - regenerate grafana/dashboards/*.json from grafana/build_dashboards.py"
 
 setup-debs:
@@ -57,6 +58,9 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python grafana/build_dashboards.py --check
+	$(BIN)/docker-compose -f docker-compose.yml config -q
+	for f in docker-compose.*.yml; do $(BIN)/docker-compose -f docker-compose.yml -f $$f config -q || exit 1; done
+	$(BIN)/hadolint Dockerfile
 
 dashboards: $(VENV)/.dev
 	$(BIN)/python grafana/build_dashboards.py
