@@ -15,7 +15,10 @@ WORKDIR /src
 # Dependencies first: this layer is reused until requirements.txt changes.
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
-COPY pyproject.toml ./
+COPY pyproject.toml prometheus.yml ./
+# autoscaler/demo/ links to these: the wheel packages them for `autoscaler demo`.
+COPY rules/*.yml ./rules/
+COPY examples/local.yaml ./examples/
 COPY autoscaler ./autoscaler
 RUN pip install --no-deps . \
     && autoscaler --help > /dev/null
@@ -32,7 +35,8 @@ RUN groupadd --system --gid 10001 autoscaler \
     && mkdir -p /etc/autoscaler /var/lib/autoscaler/run \
     && chown -R autoscaler:autoscaler /var/lib/autoscaler
 COPY --from=build /opt/venv /opt/venv
-USER autoscaler
+# Numeric, so a runtime (Kubernetes runAsNonRoot) can tell it is not root.
+USER 10001:10001
 WORKDIR /var/lib/autoscaler
 # The local provider's state (run_dir) lives here: keep it on a volume.
 VOLUME ["/var/lib/autoscaler"]

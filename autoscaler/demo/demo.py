@@ -24,8 +24,9 @@ from typing import Any
 import requests
 import yaml
 
-from autoscaler.demo import loadgen
+from autoscaler.demo import files, loadgen
 from autoscaler.simulation import traces
+from autoscaler.testing import promconfig
 from autoscaler.testing.prometheus import (
     REPO,
     PrometheusServer,
@@ -34,14 +35,20 @@ from autoscaler.testing.prometheus import (
     wait_http,
 )
 
-DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
-DEFAULT_TRACE = REPO.parent / "shared" / "traces" / "azure_llm_conv_2023-11-16_1s.csv"
+# Beside a source checkout only (../shared/traces): installed, --trace must be given.
+SHARED_TRACE = REPO.parent / "shared" / "traces" / "azure_llm_conv_2023-11-16_1s.csv"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="group definitions")
+    parser.add_argument(
+        "--config", help="group definitions (default: the packaged examples/local.yaml)"
+    )
     parser.add_argument("--pattern", choices=("ramp", "trace"), default="ramp")
-    parser.add_argument("--trace", default=str(DEFAULT_TRACE), help="trace CSV for --pattern trace")
+    parser.add_argument(
+        "--trace",
+        default=str(SHARED_TRACE) if SHARED_TRACE.is_file() else None,
+        help="trace CSV for --pattern trace",
+    )
     parser.add_argument("--peak-rps", type=float, default=24.0, help="peak demand, requests/s")
     parser.add_argument("--period", type=float, default=240.0, help="ramp: seconds per cycle")
     parser.add_argument(
@@ -80,16 +87,29 @@ def _line(t: float, demand: float, status: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pattern == "trace" and not args.trace:
+        print("error: --pattern trace needs --trace FILE (a CSV t_seconds,demand)", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="autoscaler-demo-"))
     port = args.port or free_port()
     listen = f"127.0.0.1:{port}"
     url = f"http://{listen}"
-    prometheus = PrometheusServer(autoscaler=listen)
+    # The packaged prometheus.yml, so an installed demo runs outside the repository too.
+    prometheus = PrometheusServer(
+        autoscaler=listen,
+        config_text=promconfig.render(
+            files.prometheus_yml(),
+            autoscaler=listen,
+            scrape_interval="1s",
+            evaluation_interval="1s",
+        ),
+    )
     if args.prometheus_port:
         prometheus.port = args.prometheus_port
         prometheus.url = f"http://127.0.0.1:{args.prometheus_port}"
     config_path = workdir / "autoscaler.yaml"
-    config = _demo_config(Path(args.config), prometheus.url, listen, workdir / "run")
+    source = Path(args.config) if args.config else files.example_config()
+    config = _demo_config(source, prometheus.url, listen, workdir / "run")
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     interval = float(config.get("interval_seconds", 2))
 

@@ -16,7 +16,14 @@ from autoscaler.providers.registry import load_config
 from autoscaler.simulation import baselines
 from autoscaler.simulation.backtest import parse_time, range_trace
 from autoscaler.simulation.oracle import oracle
-from autoscaler.simulation.plot import PlotUnavailable, Window, plot, plot_format, window_summary
+from autoscaler.simulation.plot import (
+    PlotUnavailable,
+    Window,
+    plot,
+    plot_format,
+    require_matplotlib,
+    window_summary,
+)
 from autoscaler.simulation.queueing import DEFAULT_SLO_SECONDS
 from autoscaler.simulation.replay import (
     SENSOR_WINDOW_SECONDS,
@@ -240,6 +247,7 @@ def simulate(args: argparse.Namespace) -> Simulation:
     trace = _trace(args)
     if args.plot:
         plot_format(args.plot)  # a bad name fails before minutes of replay
+        require_matplotlib()  # and so does a missing matplotlib (the `plot` extra)
     window = _window(args, trace)
     configs = _configs(args)
     model, notes = _model(args, trace, configs)
@@ -266,7 +274,7 @@ def simulate(args: argparse.Namespace) -> Simulation:
 def run(args: argparse.Namespace) -> int:
     try:
         sim = simulate(args)
-    except (ValueError, OSError, ConfigError) as e:
+    except (ValueError, OSError, ConfigError, PlotUnavailable) as e:
         print(f"simulate: {e}", file=sys.stderr)
         return 2
     runs, best = sim.runs, sim.oracle

@@ -40,6 +40,11 @@ def plot_format(path: str | Path) -> str:
     return suffix
 
 
+def require_matplotlib() -> None:
+    """PlotUnavailable now, rather than after a replay of minutes."""
+    _pyplot()
+
+
 def _pyplot() -> Any:
     try:
         import matplotlib
