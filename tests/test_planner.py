@@ -648,3 +648,21 @@ def test_headroom_spread_group_may_remove_busy_replicas() -> None:
     idle = group(policies=(HeadroomPolicyConfig("free", 4.0),))
     d2, _ = run(idle, obs(reps(4), metrics))
     assert (d2.desired, d2.delete) == (4, ())
+
+
+def test_a_saved_memory_counts_replicas_created_after_it_as_a_scale_up() -> None:
+    # Killed after the provider accepted a create, before the cycle saved its memory: the
+    # restarted daemon's memory misses the scale-up, the provider's listing does not.
+    from autoscaler.core.planner import with_replica_evidence
+
+    saved = PlannerState(last_scale_up=NOW - 500, last_scale_down=NOW - 400)
+    replicas = [rep("old", created_at=NOW - 600), rep("new", created_at=NOW - 20)]
+    at = Reading(wall=NOW, monotonic=NOW)
+    merged = with_replica_evidence(saved, replicas, at)
+    assert merged.last_scale_up == NOW - 20 and merged.last_scale_down == NOW - 400
+    # never moved back, and nothing to add without a newer replica
+    assert with_replica_evidence(saved, replicas[:1], at) == saved
+    assert with_replica_evidence(PlannerState(), [], at) == PlannerState()
+    g = group(scale_up=ScalingBehavior(cooldown_seconds=60))
+    d, _ = run(g, obs(reps(2), signals={"cpu": 200.0}), merged)
+    assert d.direction == "hold" and d.code == "cooldown"

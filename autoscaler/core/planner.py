@@ -57,6 +57,22 @@ def initial_state(replicas: Sequence[Replica], at: Reading | None = None) -> Pla
     return PlannerState(last_scale_up=newest)
 
 
+def with_replica_evidence(
+    saved: PlannerState, replicas: Sequence[Replica], at: Reading | None = None
+) -> PlannerState:
+    """A saved memory, with a replica created after its last scale-up counted as one.
+
+    The memory is saved once a cycle's actions are over: a daemon killed between the
+    provider accepting a create and that save restarts with a memory that misses the
+    scale-up, yet the provider lists its replicas. They move `last_scale_up` forward (never
+    back), as `initial_state` does without a memory, so the cooldown still holds.
+    """
+    seeded = initial_state(replicas, at).last_scale_up
+    if seeded is None or (saved.last_scale_up is not None and saved.last_scale_up >= seeded):
+        return saved
+    return dataclasses.replace(saved, last_scale_up=seeded)
+
+
 def record_action(state: PlannerState, direction: Direction | str, at: float) -> PlannerState:
     """The memory after the provider accepted a scale `direction` at `at`: its cooldown starts.
 

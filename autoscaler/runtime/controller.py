@@ -414,7 +414,8 @@ class Controller:
     def _initial_state(
         self, rt: GroupRuntime, replicas: list[Replica], at: Reading
     ) -> PlannerState:
-        """The memory a restarted daemon saved, else one seeded from the newest replica."""
+        """The memory a restarted daemon saved (with the replicas created after it counted
+        as a scale-up), else one seeded from the newest replica."""
         if self.memory is not None:
             try:
                 saved = self.memory.load(rt.cfg.name)
@@ -422,7 +423,7 @@ class Controller:
                 log.warning("planner memory of group %s unreadable: %s", rt.cfg.name, e)
                 saved = None
             if saved is not None:
-                return saved
+                return planner.with_replica_evidence(saved, replicas, at)
         return planner.initial_state(replicas, at)
 
     def _accepted(
