@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoscaler.simulation.run import Run, Summary, Timeline, summarize
+from autoscaler.simulation.run import Run, Summary, Timeline, short_of, summarize
 
 FORMATS = ("png", "svg", "pdf")
 # About one bucket per horizontal pixel pair of the data area: more points only smear.
@@ -197,7 +197,7 @@ def plot(
         color = colors[i % len(colors)]
         tl, name = v.tl, v.run.summary.policy
         cap = [a * v.run.per_replica for a in tl.active]
-        short = [d > c * (1 + 1e-9) + 1e-12 for d, c in zip(tl.demand, cap, strict=True)]
+        short = [short_of(d, c) for d, c in zip(tl.demand, cap, strict=True)]
         top.step(
             v.x,
             _mean(cap, v.k),

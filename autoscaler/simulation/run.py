@@ -56,6 +56,11 @@ class Run:
     per_replica: float
 
 
+def short_of(demand: float, capacity: float) -> bool:
+    """Demand above capacity by more than float noise: an under-provisioned tick."""
+    return demand > capacity * (1 + _REL_EPS) + 1e-12
+
+
 def summarize(
     policy: str,
     trace: str,
@@ -73,7 +78,7 @@ def summarize(
     for d, a, b, f in zip(tl.demand, tl.active, tl.building, tl.failed, strict=True):
         alive += a + b + f
         cap = a * per_replica
-        if d > cap * (1 + _REL_EPS) + 1e-12:
+        if short_of(d, cap):
             under_ticks += 1
             under_area += d - cap
         else:
