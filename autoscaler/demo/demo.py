@@ -43,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", help="group definitions (default: the packaged examples/local.yaml)"
     )
-    parser.add_argument("--pattern", choices=("ramp", "trace"), default="ramp")
+    parser.add_argument(
+        "--pattern",
+        choices=("ramp", "trace"),
+        default="ramp",
+        help="load shape: a repeating ramp up and down (default), or a replayed --trace",
+    )
     parser.add_argument(
         "--trace",
         default=str(SHARED_TRACE) if SHARED_TRACE.is_file() else None,

@@ -346,7 +346,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--target", action="append", default=[], metavar="HOST:PORT", help="fixed target"
     )
     load = parser.add_argument_group("demand")
-    load.add_argument("--pattern", choices=("ramp", "trace", "constant"), default="ramp")
+    load.add_argument(
+        "--pattern",
+        choices=("ramp", "trace", "constant"),
+        default="ramp",
+        help="demand curve: a repeating ramp (default), a replayed --trace, or --peak-rps flat",
+    )
     load.add_argument("--peak-rps", type=float, default=20.0, help="peak requests per second")
     load.add_argument("--base-rps", type=float, default=None, help="ramp: base (peak/10)")
     load.add_argument("--period", type=float, default=120.0, help="ramp: seconds per cycle")
