@@ -151,3 +151,29 @@ def test_with_the_true_rate_the_poisson_model_predicts_the_short_minutes() -> No
     assert frontier.under_at_cost(exact.front, budget) <= frontier.under_at_cost(
         causal.front, budget
     )
+
+
+def test_the_report_of_a_short_trace_has_a_row_per_curve_and_the_sanity_line() -> None:
+    full = frontier.with_true_rate("flash_crowd")
+    n = 720  # the first half day: quick, and no HPA replay (goal from the full trace's)
+    assert full.rate is not None
+    trace = frontier.Trace(full.trace.name, 0.0, 60.0, full.trace.demand[:n])
+    case = frontier.Case("synthetic:flash_crowd", trace, full.rate[:n])
+    lines = frontier.report(case)
+    models = (" poisson ", " empirical ", " neg-binomial ")
+    rows = [ln for ln in lines if any(m in ln for m in models) and "sanity" not in ln]
+    # two boot delays; the true rate with 2 noise models, 5 estimators with 2 each
+    assert len(rows) == 2 * (2 + 5 * 2)
+    assert any(line.startswith("  sanity, true rate and poisson noise, boot 0") for line in lines)
+    assert lines == frontier.report(case)  # deterministic
+
+
+def test_the_what_if_keeps_the_rate_and_the_replica_size_and_draws_the_asked_noise() -> None:
+    rng = np.random.default_rng(0)
+    base = Trace("b", 0.0, 60.0, tuple(float(x) / 60 for x in rng.poisson(40.0, 3000)))
+    case = frontier.what_if(base, 3.0)
+    assert case.per_replica == base.peak / frontier.PEAK_REPLICAS
+    assert case.rate is not None
+    counts = np.rint(np.asarray(case.trace.demand) * 60)
+    assert frontier.overdispersion(counts, case.rate) == pytest.approx(3.0, rel=0.15)
+    assert frontier.what_if(base, 3.0).trace == case.trace  # seeded
