@@ -9,9 +9,10 @@ that knows MORE than any causal policy reaches:
 - it knows the rate (a non-causal smoother of the counts: the centred mean of the
   neighbouring minutes, the minute itself left out so that its own noise stays
   unknown; or, on the synthetic traces, the true Poisson rate), a boot delay ahead;
-- it knows the distribution of the count around that rate (Poisson; negative binomial
-  with the overdispersion measured on the trace; or the trace's own residuals, binned
-  by rate: in-sample, so fitted to the very noise it is scored on);
+- it knows the distribution of the count around that rate (negative binomial with the
+  overdispersion measured on the trace, Poisson for a known Poisson rate; or the
+  trace's own residuals, binned by rate: in-sample, so fitted to the very noise it is
+  scored on);
 - per minute it picks the replicas c minimising c + mu * P(count > c * per_replica)
   (a Lagrangian: the cheapest allocation for its expected number of short minutes),
   and the sweep over mu traces the curve.
@@ -20,7 +21,11 @@ Each allocation is costed as the simulator costs it: the oracle's own constructi
 (autoscaler/simulation/oracle.py) turns the per-minute counts into replicas started a
 boot delay ahead and kept through gaps no longer than the boot delay, booting time
 paid; a minute is short when the trace's demand exceeds the active capacity
-(`run.short_of`). With boot delay 0 the cost is the plain sum of replicas. Only the
+(`run.short_of`). With boot delay 0 the cost is the plain sum of replicas.
+
+Beside the bounds: a causal reference (the same allocation from a trailing mean that a
+controller has when a replica must start booting), and what-ifs that redraw NASA around
+a known rate with a chosen count noise, to show how the goal moves with the noise. Only the
 1-minute traces are measured (on per-second traces short ticks score Poisson noise;
 the queue is the measure there). Deterministic; runs in seconds. Needs numpy.
 Run: `.venv/bin/python bench/frontier.py` (or `make bench-frontier`).
