@@ -24,6 +24,7 @@ help:
 	@echo "make chaos  - fault suite: real daemon, Prometheus, replicas; one table row per fault"
 	@echo "make bench  - replay ../shared/traces through baselines, our policies and the oracle"
 	@echo "make bench-scale - one control cycle at 1k, 10k, 100k replicas against a real Prometheus"
+	@echo "make bench-frontier - how far any policy can get on the 1-minute traces: the cost / shortfall frontier"
 	@echo "make lint   - ruff, import-linter layering contracts, mypy (strict on core/), dashboards match their generator,"
 	@echo "              compose files (a real Compose) and the Dockerfile (hadolint)"
 	@echo "make dashboards - regenerate grafana/dashboards/*.json from grafana/build_dashboards.py"
@@ -90,6 +91,11 @@ bench: setup-debs $(VENV)/.dev
 # SCALE_ARGS="--sizes 1000,10000" for a quicker run
 bench-scale: setup-debs $(VENV)/.dev
 	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+
+# The cost / under-provisioning frontier of allocators that know the rate (docs/simulation.md)
+.PHONY: bench-frontier
+bench-frontier: $(VENV)/.dev
+	$(BIN)/python bench/frontier.py
 
 clean:
 	rm -rf $(VENV) run out .pytest_cache .hypothesis
