@@ -3,6 +3,8 @@
 - A listing's replicas take the previous listing's equal strings and metadata (the
   provider makes new ones every time), so two consecutive listings share them; anything
   that changed is the new listing's, whatever the order of the listing.
+- The last cycle's assessment (every replica again) is freed before the next listing;
+  /status shows the decision without it.
 - The replica answers are decoded one series at a time: the peak of decoding is a
   fraction of what decoding the whole document at once costs, and what is read is the
   same (mixed two-label and several-label series, a value per distinct text with the
@@ -16,7 +18,9 @@ from __future__ import annotations
 import json
 import math
 import tracemalloc
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -24,6 +28,7 @@ from autoscaler.core.clock import Reading
 from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.observe.answer import parse_result, replica_vector
 from autoscaler.runtime.replica_ages import ReplicaAges
+from tests.fake_daemon import INTERVAL, daemon, group
 
 
 def _fresh(text: str) -> str:
@@ -155,3 +160,36 @@ def test_one_invalid_series_fails_the_whole_answer() -> None:
     assert replica_vector(json.dumps(doc).encode(), 200, "group", "replica") is None
     doc["data"]["result"][49] = ["not", "a", "series"]
     assert replica_vector(json.dumps(doc).encode(), 200, "group", "replica") is None
+
+
+# --- the last cycle's working data is gone before the next listing --------------------------
+
+
+def test_the_last_assessment_is_freed_before_the_next_listing(tmp_path: Path) -> None:
+    """/status keeps showing the last decision, but not the assessment behind it (every
+    replica again): that is freed before the next cycle lists, and the decision read
+    between cycles keeps it."""
+    d = daemon(tmp_path, group(), 3)
+    controller = d.controller
+    controller.cycle()
+    decision = controller.groups["g"].decision
+    assert decision is not None and decision.assessment is not None
+    gone = weakref.ref(decision.assessment)
+    shown = controller.shared.status["groups"]["g"]
+    del decision
+    alive_at_listing: list[bool] = []
+    listing = d.provider.list
+
+    def list_() -> list[Replica]:
+        alive_at_listing.append(gone() is not None)
+        return listing()
+
+    d.provider.list = list_  # type: ignore[method-assign]
+    d.clock.advance(INTERVAL)
+    controller.cycle()
+    assert alive_at_listing == [False]
+    again = controller.groups["g"].decision
+    assert again is not None and again.assessment is not None
+    now = controller.shared.status["groups"]["g"]["decision"]
+    assert {**shown["decision"], "at": 0} == {**now, "at": 0}  # the same hold, one cycle on
+    controller.close()

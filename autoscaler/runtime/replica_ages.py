@@ -30,10 +30,14 @@ T = TypeVar("T")
 
 
 class ReplicaAges:
-    """Per replica id: (monotonic time first seen, age then). One per group."""
+    """Per replica id: (monotonic time first seen, age then). One per group.
+
+    The pair is kept as one complex number (real: the monotonic time, imaginary: the
+    age), both floats exactly: one object per replica instead of a tuple and a float.
+    """
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[float, float]] = {}
+        self._seen: dict[str, complex] = {}
         self._last: list[Replica] = []  # the previous rebased listing (shared, not copied)
         self._lock = threading.Lock()  # the cycle and an acting thread both list
 
@@ -41,10 +45,9 @@ class ReplicaAges:
         with self._lock:
             first = self._seen.get(replica.id)
             if first is None:
-                first = (at.monotonic, max(0.0, at.wall - replica.created_at))
+                first = complex(at.monotonic, max(0.0, at.wall - replica.created_at))
                 self._seen[replica.id] = first
-        mono, age = first
-        return age + max(0.0, at.monotonic - mono)
+        return first.imag + max(0.0, at.monotonic - first.real)
 
     def rebase(self, replicas: Iterable[Replica], at: Reading) -> list[Replica]:
         """A full listing with each `created_at` on the timeline of `at.wall`; replicas no
@@ -58,8 +61,8 @@ class ReplicaAges:
             for i, r in enumerate(replicas):
                 first = seen.get(r.id)
                 if first is None:
-                    first = seen[r.id] = (mono, max(0.0, wall - r.created_at))
-                created = wall - (first[1] + max(0.0, mono - first[0]))  # wall - age()
+                    first = seen[r.id] = complex(mono, max(0.0, wall - r.created_at))
+                created = wall - (first.imag + max(0.0, mono - first.real))  # wall - age()
                 # The constructor is twice as fast as dataclasses.replace.
                 if type(r) is Replica:
                     # The previous listing's replica of this id, usually at the same place.
