@@ -21,12 +21,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterable
-from typing import TypeVar
 
 from autoscaler.core.clock import Reading
 from autoscaler.core.model import Replica
-
-T = TypeVar("T")
 
 
 class ReplicaAges:
@@ -58,42 +55,41 @@ class ReplicaAges:
         with self._lock:  # once for the listing, not once per replica (100,000 of them)
             seen, last = self._seen, self._last
             by_id: dict[str, Replica] | None = None  # built only if the order changed
+            n_last = len(last)
             for i, r in enumerate(replicas):
-                first = seen.get(r.id)
+                rid = r.id
+                first = seen.get(rid)
                 if first is None:
-                    first = seen[r.id] = complex(mono, max(0.0, wall - r.created_at))
+                    first = seen[rid] = complex(mono, max(0.0, wall - r.created_at))
                 created = wall - (first.imag + max(0.0, mono - first.real))  # wall - age()
                 # The constructor is twice as fast as dataclasses.replace.
                 if type(r) is Replica:
                     # The previous listing's replica of this id, usually at the same place.
-                    prev = last[i] if i < len(last) else None
-                    if prev is None or prev.id != r.id:
+                    prev = last[i] if i < n_last else None
+                    if prev is None or prev.id != rid:
                         if by_id is None:
                             by_id = {p.id: p for p in last}
-                        prev = by_id.get(r.id)
+                        prev = by_id.get(rid)
                     if prev is None:
-                        r = Replica(r.id, r.group, r.state, created, r.address, r.name, r.metadata)
-                    else:
+                        r = Replica(rid, r.group, r.state, created, r.address, r.name, r.metadata)
+                    else:  # each field: the previous object when of the same type and equal
+                        g, a, n, m = r.group, r.address, r.name, r.metadata
+                        pi, pg, pa, pn = prev.id, prev.group, prev.address, prev.name
+                        pm = prev.metadata
                         r = Replica(
-                            _same(prev.id, r.id),
-                            _same(prev.group, r.group),
+                            pi if type(pi) is type(rid) else rid,  # equal: looked up by it
+                            pg if pg == g and type(pg) is type(g) else g,
                             r.state,
                             created,
-                            _same(prev.address, r.address),
-                            _same(prev.name, r.name),
-                            _same(prev.metadata, r.metadata),
+                            pa if pa == a and type(pa) is type(a) else a,
+                            pn if pn == n and type(pn) is type(n) else n,
+                            pm if pm == m and type(pm) is type(m) else m,
                         )
                 else:
                     r = dataclasses.replace(r, created_at=created)
                 out.append(r)
-                listed.add(r.id)
+                listed.add(rid)
             for rid in [rid for rid in seen if rid not in listed]:
                 del seen[rid]
             self._last = out
         return out
-
-
-def _same(prev: T, new: T) -> T:
-    """`prev` when it is of the same type and equal to `new` (an immutable string, or a
-    metadata mapping the provider made anew), else `new`."""
-    return prev if type(prev) is type(new) and prev == new else new
