@@ -13,6 +13,7 @@ import functools
 import gc
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,6 +278,9 @@ def replica_vector(
             group, replica = labels.group, labels.replica
         if group is None or replica is None:
             continue
+        # The listing's own string (its ids are interned too, runtime/replica_ages.py):
+        # the capacity and termination answers add no copy of 100,000 ids.
+        replica = sys.intern(replica)
         by_replica = values.get(group)
         if by_replica is None or replica in by_replica:
             add(group, replica, value)  # a new group, or a replica's second series
