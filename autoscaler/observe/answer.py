@@ -13,7 +13,6 @@ import functools
 import gc
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,19 +242,18 @@ def replica_vector(
     if answer.status != "success" or answer.data.resultType != "vector":
         return None
     two = _two_labels(group_label, replica_label)
-    decode_two = two.decode if two is not None else None
     decode_any = _row.decode
+    decode = two.decode if two is not None else decode_any
+    isfinite = math.isfinite
     out = ReplicaVector()
     values, add = out.values, out.add
     numbers: dict[str, float] = {}  # value text -> its float: one object per distinct value
+    group_now: str | None = None  # the series come group by group: one lookup per group
+    by_replica: dict[str, float] = {}
     for raw in answer.data.result:
-        row: Any = None
-        if decode_two is not None:
-            try:
-                row = decode_two(raw)
-            except msgspec.MsgspecError:
-                pass  # more labels (a replica's several series), or invalid
-        if row is None:
+        try:
+            row: Any = decode(raw)
+        except msgspec.MsgspecError:  # more labels (a replica's several series), or invalid
             try:
                 row = decode_any(raw)
             except msgspec.MsgspecError:
@@ -269,7 +267,7 @@ def replica_vector(
                 return None
             if len(numbers) < 64:
                 numbers[text] = value
-        if not math.isfinite(ts):
+        if not isfinite(ts):
             return None
         labels = row.metric
         if type(labels) is dict:
@@ -278,12 +276,10 @@ def replica_vector(
             group, replica = labels.group, labels.replica
         if group is None or replica is None:
             continue
-        # The listing's own string (its ids are interned too, runtime/replica_ages.py):
-        # the capacity and termination answers add no copy of 100,000 ids.
-        replica = sys.intern(replica)
-        by_replica = values.get(group)
-        if by_replica is None or replica in by_replica:
-            add(group, replica, value)  # a new group, or a replica's second series
+        if group != group_now:
+            group_now, by_replica = group, values.setdefault(group, {})
+        if replica in by_replica:
+            add(group, replica, value)  # a replica's second series
         else:
             by_replica[replica] = value
     return out
