@@ -567,6 +567,14 @@ class _SharedMetrics:
     def __call__(self, capacity: float | None, termination: float | None) -> ReplicaMetrics:
         made = self._made.get((capacity, termination))
         # 0.0 == -0.0 as a key: the sign of a zero is kept exactly, never taken from another.
+        # A zero that is the very object `made` holds has its sign (the usual case: the
+        # answer's decoder makes one float per distinct value).
+        if (
+            made is not None
+            and (capacity != 0 or made.capacity is capacity)
+            and (termination != 0 or made.termination is termination)
+        ):
+            return made
         if made is None or _zero_signs(made, capacity, termination):
             made = ReplicaMetrics(capacity=capacity, termination=termination)
             self._made.setdefault((capacity, termination), made)

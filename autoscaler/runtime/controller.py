@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from autoscaler.config import Config
@@ -230,6 +230,10 @@ class Controller:
         at = read(self.clock)
         now, wall = at.monotonic, at.wall  # the planner's intervals; observations and export
         leading = self._leading()
+        for rt in self.groups.values():
+            # The last decision's assessment (a dict and tuples of every replica) is only
+            # this cycle's working data, not shown by /status: freed before the listing.
+            rt.decision = _shown(rt.decision)
         listed: dict[str, list[Replica]] = {}
         for name, rt in self.groups.items():
             replicas = self._provider_call(rt, "list", rt.provider.list)
@@ -530,7 +534,7 @@ class Controller:
             invalid=tuple(self.reader.invalid_last_cycle),
             failing=tuple(self.failures.failing().items()),
             groups=tuple(
-                (rt.cfg, rt.replicas, rt.observation, rt.decision, rt.available)
+                (rt.cfg, rt.replicas, rt.observation, _shown(rt.decision), rt.available)
                 for rt in self.groups.values()
             ),
             extra={"ha": self.guard.status()} if self.guard is not None else {},
@@ -785,6 +789,14 @@ def _close(provider: Provider, group: str) -> None:
         provider.close()
     except Exception as e:  # noqa: BLE001 - closing must not stop a reload or a shutdown
         log.warning("closing provider of %s: %s", group, e)
+
+
+def _shown(d: Decision | None) -> Decision | None:
+    """The decision as /status shows it: without its assessment, which holds every
+    replica of the group again (at 100,000 replicas, 4 MB kept a whole cycle longer)."""
+    if d is None or d.assessment is None:
+        return d
+    return replace(d, assessment=None)
 
 
 def _reader_settings(config: Config) -> tuple[object, ...]:
