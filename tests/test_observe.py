@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -25,7 +23,7 @@ from autoscaler.core.spec import (
 )
 from autoscaler.observe.prometheus import PrometheusReader, history_step
 from tests.builders import _call
-from tests.harness.prometheus import PrometheusServer, backfilled, free_port
+from tests.harness.prometheus import PrometheusServer, backfilled, free_port, scraping
 
 EXPOSITION = {
     "body": """# TYPE replica_capacity gauge
@@ -44,39 +42,10 @@ app_load{group="b"} 0.9
 }
 
 
-class _Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        body = EXPOSITION["body"].encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[PrometheusServer]:
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Exporter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-scrape_configs:
-  - job_name: fake
-    honor_labels: true
-    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
-"""
-    prom = PrometheusServer(autoscaler="unused:1", config_text=config).start()
-    try:
-        prom.wait_for('replica_capacity{replica="b1"}')
+    with scraping(lambda job: EXPOSITION["body"], ready='replica_capacity{replica="b1"}') as prom:
         yield prom
-    finally:
-        prom.cleanup()
-        server.shutdown()
-        server.server_close()
 
 
 def _group(name: str, query: str | None = None, stale: float = 30.0) -> GroupConfig:
