@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pytest
 
@@ -69,6 +69,9 @@ __all__ = [
     "unsupported",
     "wait_for",
 ]
+
+
+P = TypeVar("P", bound=ReplicaProvider)
 
 
 def unsupported(reason: str) -> NoReturn:
@@ -325,7 +328,10 @@ class ReplicaProviderContract(_ContractBase):
 
     def provider(self, group: str | None = None) -> ReplicaProvider:
         """A provider made by `make_provider`, cleaned up after the test."""
-        p = self.make_provider(group or self.new_group())
+        return self.kept(self.make_provider(group or self.new_group()))
+
+    def kept(self, p: P) -> P:
+        """`p` (made by a hook, e.g. with other options), cleaned up like `provider()`."""
         self._providers.append(p)
         return p
 

@@ -22,6 +22,7 @@ __all__ = [
     "exposition",
     "free_port",
     "http_server",
+    "idle",
     "scraping",
     "stop_process",
     "wait_http",
@@ -125,3 +126,11 @@ def scraping(
             yield prom
         finally:
             prom.cleanup()
+
+
+@contextmanager
+def idle() -> Iterator[PrometheusServer]:
+    """A real Prometheus with nothing to scrape: every query answers an empty result."""
+    config = "global: {scrape_interval: 1s}\nscrape_configs: []\n"
+    with PrometheusServer(autoscaler="unused:1", config_text=config) as prom:
+        yield prom

@@ -226,9 +226,9 @@ class OpenStackConformance(ReplicaProviderContract):
     def custom(self, group: str, **overrides: Any) -> openstack.OpenStackProvider:
         """A provider with other options, cleaned up like `provider()`."""
         options = {**self.backend.options, **overrides}
-        p = openstack.OpenStackProvider(openstack.Settings.from_options(group, options))
-        self._providers.append(p)
-        return p
+        return self.kept(
+            openstack.OpenStackProvider(openstack.Settings.from_options(group, options))
+        )
 
     def group_of(self, p: Any) -> str:
         return str(p.s.group)
