@@ -237,6 +237,22 @@ class _ContractBase:
         """Calls the backend refuses, each with a fragment of the provider's message."""
         unsupported("no way to make the backend refuse a call")
 
+    @pytest.fixture(autouse=True)
+    def _contract(self, contract_backend: Any) -> Iterator[None]:
+        self.backend = contract_backend
+        self._providers: list[Any] = []
+        self._cleanups = []
+        yield
+        try:
+            for p in self._providers:
+                self._release(p)
+        finally:
+            self._run_cleanups()
+
+    def _release(self, p: Any) -> None:
+        """After the test: what each provider made is let go (by default: closed)."""
+        p.close()
+
     def _run_cleanups(self) -> None:
         errors = []
         for fn in reversed(self._cleanups):
@@ -276,24 +292,15 @@ class ReplicaProviderContract(_ContractBase):
 
     _providers: list[ReplicaProvider]
 
-    @pytest.fixture(autouse=True)
-    def _contract(self, contract_backend: Any) -> Iterator[None]:
-        self.backend = contract_backend
-        self._providers = []
-        self._cleanups = []
-        yield
-        try:
-            for p in self._providers:  # never leave replicas behind on a shared backend
-                try:
-                    ids = [r.id for r in p.list()]
-                    if ids:
-                        p.delete(ids)
-                except ProviderError:
-                    pass  # a provider made to fail (hung or refused backend) holds nothing
-                finally:
-                    p.close()
+    def _release(self, p: Any) -> None:
+        try:  # never leave replicas behind on a shared backend
+            ids = [r.id for r in p.list()]
+            if ids:
+                p.delete(ids)
+        except ProviderError:
+            pass  # a provider made to fail (hung or refused backend) holds nothing
         finally:
-            self._run_cleanups()
+            p.close()
 
     # ----- hooks
 
@@ -454,18 +461,6 @@ class CountProviderContract(_ContractBase):
     start_count: ClassVar[int] = 1  # what the application runs before the test
 
     _providers: list[CountProvider]
-
-    @pytest.fixture(autouse=True)
-    def _contract(self, contract_backend: Any) -> Iterator[None]:
-        self.backend = contract_backend
-        self._providers = []
-        self._cleanups = []
-        yield
-        try:
-            for p in self._providers:
-                p.close()
-        finally:
-            self._run_cleanups()
 
     def make_provider(self, group: str) -> CountProvider:
         raise NotImplementedError

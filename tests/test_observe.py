@@ -11,18 +11,17 @@ from collections.abc import Iterator
 import pytest
 
 from autoscaler.config import Config, PrometheusConfig
-from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.policies import propose
 from autoscaler.core.policies.predictive import forecast, history_seconds
 from autoscaler.core.spec import (
     GroupConfig,
-    HeadroomPolicyConfig,
     PredictivePolicyConfig,
-    ProviderConfig,
-    TargetPolicyConfig,
 )
 from autoscaler.observe.prometheus import PrometheusReader, history_step
 from tests.builders import _call
+from tests.builders import listed as _replicas
+from tests.builders import reader_config as _config
+from tests.builders import reader_group as _group
 from tests.harness.prometheus import PrometheusServer, backfilled, free_port, scraping
 
 EXPOSITION = {
@@ -46,29 +45,6 @@ app_load{group="b"} 0.9
 def prometheus() -> Iterator[PrometheusServer]:
     with scraping(lambda job: EXPOSITION["body"], ready='replica_capacity{replica="b1"}') as prom:
         yield prom
-
-
-def _group(name: str, query: str | None = None, stale: float = 30.0) -> GroupConfig:
-    policies: tuple = (HeadroomPolicyConfig(name="headroom", min_available=1),)
-    if query:
-        policies += (TargetPolicyConfig(name="load", query=query, target=0.7),)
-    return GroupConfig(
-        name=name,
-        provider=ProviderConfig(type="local"),
-        min=0,
-        max=5,
-        replica_capacity=4,
-        policies=policies,
-        stale_after_seconds=stale,
-    )
-
-
-def _replicas(group: str, *ids: str) -> list[Replica]:
-    return [Replica(id=i, group=group, state=ReplicaState.ACTIVE, created_at=0) for i in ids]
-
-
-def _config(url: str, groups: tuple[GroupConfig, ...]) -> Config:
-    return Config(prometheus=PrometheusConfig(url=url, timeout_seconds=2), groups=groups)
 
 
 def test_values_pass_through_unchanged_and_are_split_by_group(prometheus) -> None:

@@ -42,6 +42,9 @@ from autoscaler.simulation.replay import replay
 from autoscaler.simulation.spec import PolicySpec, ReplicaModel, Signal
 from autoscaler.simulation.trace import Trace
 from tests.builders import _call
+from tests.builders import listed as _replicas
+from tests.builders import reader_config as _config
+from tests.builders import reader_group as _group
 from tests.harness.prometheus import PrometheusServer, free_port, http_server, scraping
 from tests.test_controller import FlakyProvider
 
@@ -161,28 +164,6 @@ def hang(seconds: float) -> Callable[[BaseHTTPRequestHandler], None]:
             pass
 
     return write
-
-
-def _group(name: str = "a", query: str | None = None) -> GroupConfig:
-    policies: tuple = (HeadroomPolicyConfig(name="headroom", min_available=1),)
-    if query:
-        policies += (TargetPolicyConfig(name="load", query=query, target=0.7),)
-    return GroupConfig(
-        name=name,
-        provider=ProviderConfig(type="local"),
-        min=0,
-        max=5,
-        replica_capacity=4,
-        policies=policies,
-    )
-
-
-def _replicas(group: str, *ids: str) -> list[Replica]:
-    return [Replica(id=i, group=group, state=ReplicaState.ACTIVE, created_at=0) for i in ids]
-
-
-def _config(url: str, groups: tuple[GroupConfig, ...], timeout: float = 2.0) -> Config:
-    return Config(prometheus=PrometheusConfig(url=url, timeout_seconds=timeout), groups=groups)
 
 
 def _raw(url: str, **top: Any) -> dict[str, Any]:
