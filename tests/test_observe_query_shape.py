@@ -22,10 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoscaler.config import Config, PrometheusConfig
-from autoscaler.core.model import Replica, ReplicaState
-from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig, ProviderConfig
 from autoscaler.observe.answer import InvalidAnswer, parse_result, replica_vector
 from autoscaler.observe.prometheus import PrometheusReader
+from tests.builders import listed as _replicas
+from tests.builders import reader_group as _group
 from tests.harness.prometheus import PrometheusServer, scraping
 
 # job -> exposition; a job's target serves /metrics?job=NAME
@@ -61,22 +61,6 @@ def prometheus() -> Iterator[PrometheusServer]:
         )
         prom.wait_for('replica_capacity{replica="gone"}', lambda res: not res, timeout=20)
         yield prom
-
-
-def _group(name: str, stale: float = 30.0) -> GroupConfig:
-    return GroupConfig(
-        name=name,
-        provider=ProviderConfig(type="local"),
-        min=0,
-        max=5,
-        replica_capacity=4,
-        policies=(HeadroomPolicyConfig(name="headroom", min_available=1),),
-        stale_after_seconds=stale,
-    )
-
-
-def _replicas(group: str, *ids: str) -> list[Replica]:
-    return [Replica(id=i, group=group, state=ReplicaState.ACTIVE, created_at=0) for i in ids]
 
 
 LISTED = {
