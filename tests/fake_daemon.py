@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autoscaler.config import Config, PrometheusConfig
-from autoscaler.core.model import Decision, Observation, Replica, ReplicaState
+from autoscaler.core.model import Decision, Observation, Replica, ReplicaMetrics, ReplicaState
 from autoscaler.core.spec import GroupConfig, ProviderConfig, TargetPolicyConfig
 from autoscaler.providers.base import ActionResult, ReplicaProvider
 from autoscaler.runtime.controller import Controller
@@ -54,13 +54,15 @@ class FakeClock:
 
 
 class SignalReader:
-    """Answers the group's target signal `load`; no replica metrics (a target-only group)."""
+    """Answers the group's target signal `load` and, with `free` set, every replica's free
+    capacity (a headroom group); no replica metrics otherwise (a target-only group)."""
 
     queries_last_cycle = 0
     invalid_last_cycle: list[object] = []
 
-    def __init__(self, value: float) -> None:
+    def __init__(self, value: float, free: float | None = None) -> None:
         self.value = value
+        self.free = free
 
     def observe(
         self,
@@ -70,7 +72,15 @@ class SignalReader:
         stop: object = None,
     ) -> dict[str, Observation]:
         return {
-            g.name: Observation(g.name, now, tuple(replicas[g.name]), {}, {"load": self.value})
+            g.name: Observation(
+                g.name,
+                now,
+                tuple(replicas[g.name]),
+                {}
+                if self.free is None
+                else {r.id: ReplicaMetrics(capacity=self.free) for r in replicas[g.name]},
+                {"load": self.value},
+            )
             for g in groups
             if g.name in replicas
         }
@@ -153,11 +163,17 @@ def config(spec: GroupConfig, state_dir: Path, interval: float = INTERVAL) -> Co
 class Daemon:
     """One autoscaler process after another, on the same provider and state directory."""
 
-    def __init__(self, config: Config, provider: MemoryProvider, clock: FakeClock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        provider: MemoryProvider,
+        clock: FakeClock,
+        reader: SignalReader | None = None,
+    ) -> None:
         self.config = config
         self.provider = provider
         self.clock = clock
-        self.reader = SignalReader(1.0)
+        self.reader = reader or SignalReader(1.0)
         self.decisions: list[Decision] = []
         self.controller = self._start()
 

@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pytest
 
@@ -69,6 +69,9 @@ __all__ = [
     "unsupported",
     "wait_for",
 ]
+
+
+P = TypeVar("P", bound=ReplicaProvider)
 
 
 def unsupported(reason: str) -> NoReturn:
@@ -234,6 +237,22 @@ class _ContractBase:
         """Calls the backend refuses, each with a fragment of the provider's message."""
         unsupported("no way to make the backend refuse a call")
 
+    @pytest.fixture(autouse=True)
+    def _contract(self, contract_backend: Any) -> Iterator[None]:
+        self.backend = contract_backend
+        self._providers: list[Any] = []
+        self._cleanups = []
+        yield
+        try:
+            for p in self._providers:
+                self._release(p)
+        finally:
+            self._run_cleanups()
+
+    def _release(self, p: Any) -> None:
+        """After the test: what each provider made is let go (by default: closed)."""
+        p.close()
+
     def _run_cleanups(self) -> None:
         errors = []
         for fn in reversed(self._cleanups):
@@ -273,24 +292,15 @@ class ReplicaProviderContract(_ContractBase):
 
     _providers: list[ReplicaProvider]
 
-    @pytest.fixture(autouse=True)
-    def _contract(self, contract_backend: Any) -> Iterator[None]:
-        self.backend = contract_backend
-        self._providers = []
-        self._cleanups = []
-        yield
-        try:
-            for p in self._providers:  # never leave replicas behind on a shared backend
-                try:
-                    ids = [r.id for r in p.list()]
-                    if ids:
-                        p.delete(ids)
-                except ProviderError:
-                    pass  # a provider made to fail (hung or refused backend) holds nothing
-                finally:
-                    p.close()
+    def _release(self, p: Any) -> None:
+        try:  # never leave replicas behind on a shared backend
+            ids = [r.id for r in p.list()]
+            if ids:
+                p.delete(ids)
+        except ProviderError:
+            pass  # a provider made to fail (hung or refused backend) holds nothing
         finally:
-            self._run_cleanups()
+            p.close()
 
     # ----- hooks
 
@@ -325,7 +335,10 @@ class ReplicaProviderContract(_ContractBase):
 
     def provider(self, group: str | None = None) -> ReplicaProvider:
         """A provider made by `make_provider`, cleaned up after the test."""
-        p = self.make_provider(group or self.new_group())
+        return self.kept(self.make_provider(group or self.new_group()))
+
+    def kept(self, p: P) -> P:
+        """`p` (made by a hook, e.g. with other options), cleaned up like `provider()`."""
         self._providers.append(p)
         return p
 
@@ -448,18 +461,6 @@ class CountProviderContract(_ContractBase):
     start_count: ClassVar[int] = 1  # what the application runs before the test
 
     _providers: list[CountProvider]
-
-    @pytest.fixture(autouse=True)
-    def _contract(self, contract_backend: Any) -> Iterator[None]:
-        self.backend = contract_backend
-        self._providers = []
-        self._cleanups = []
-        yield
-        try:
-            for p in self._providers:
-                p.close()
-        finally:
-            self._run_cleanups()
 
     def make_provider(self, group: str) -> CountProvider:
         raise NotImplementedError

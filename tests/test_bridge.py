@@ -24,6 +24,7 @@ from autoscaler.bridge.server import (
     replica_url,
 )
 from autoscaler.config import jsonpath
+from tests.harness.prometheus import http_server
 
 RELEASE = threading.Event()  # lets slow handlers end at teardown
 
@@ -118,17 +119,11 @@ class ReplicaHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def replica() -> Iterator[str]:
     RELEASE.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ReplicaHandler)
-    server.daemon_threads = True
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        RELEASE.set()
-        server.shutdown()
-        server.server_close()
-        t.join(5)
+    with http_server(ReplicaHandler) as server:
+        try:
+            yield f"127.0.0.1:{server.server_address[1]}"
+        finally:
+            RELEASE.set()  # handlers held by a test end before the server stops
 
 
 def _start(settings: BridgeSettings) -> Bridge:

@@ -15,6 +15,7 @@ import pytest
 from autoscaler.chaos import suite
 from autoscaler.core.spec import HeadroomPolicyConfig, ScalingBehavior
 from tests.fake_daemon import daemon, group
+from tests.harness.prometheus import POLL
 
 
 def test_quota_failure_clears_once_a_create_succeeds(tmp_path: Path) -> None:
@@ -86,7 +87,9 @@ def _prometheus_stub():
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True
+    ).start()
     return server
 
 

@@ -8,46 +8,16 @@ hand-moved clock (tests/fake_daemon.py); the reader answers each replica's free 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autoscaler.core.clock import Reading
-from autoscaler.core.model import Observation, Replica, ReplicaMetrics, ReplicaState
-from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig, ScalingBehavior
+from autoscaler.core.model import Replica, ReplicaState
+from autoscaler.core.spec import HeadroomPolicyConfig, ScalingBehavior
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.replica_ages import ReplicaAges
-from tests.fake_daemon import Daemon, FakeClock, MemoryProvider, config, group
+from tests.fake_daemon import Daemon, FakeClock, MemoryProvider, SignalReader, config, group
 
 WARMUP = 60.0
-
-
-class CapacityReader:
-    """Every replica reports `free` slots (0: fully busy, the group is under load)."""
-
-    queries_last_cycle = 0
-    invalid_last_cycle: list[object] = []
-
-    def __init__(self, free: float) -> None:
-        self.free = free
-
-    def observe(
-        self,
-        groups: Sequence[GroupConfig],
-        replicas: Mapping[str, Sequence[Replica]],
-        now: float,
-        stop: object = None,
-    ) -> dict[str, Observation]:
-        return {
-            g.name: Observation(
-                g.name,
-                now,
-                tuple(replicas[g.name]),
-                {r.id: ReplicaMetrics(capacity=self.free) for r in replicas[g.name]},
-                {},
-            )
-            for g in groups
-            if g.name in replicas
-        }
 
 
 def _headroom_daemon(tmp_path: Path, count: int, **kw: object) -> Daemon:
@@ -58,9 +28,9 @@ def _headroom_daemon(tmp_path: Path, count: int, **kw: object) -> Daemon:
         **kw,
     )
     clock = FakeClock()
-    d = Daemon(config(spec, tmp_path), MemoryProvider(clock, count), clock)
-    d.reader = d.controller.reader = CapacityReader(0.0)  # type: ignore[assignment]
-    return d
+    # Every replica reports `free` slots (0: fully busy, the group is under load).
+    reader = SignalReader(1.0, free=0.0)
+    return Daemon(config(spec, tmp_path), MemoryProvider(clock, count), clock, reader)
 
 
 def _warming(d: Daemon) -> frozenset[str]:
@@ -85,11 +55,11 @@ def test_wall_clock_back_one_hour_under_load_still_scales_up(tmp_path: Path) -> 
 
 def test_wall_clock_back_after_first_sight_changes_no_age(tmp_path: Path) -> None:
     d = _headroom_daemon(tmp_path, 2, scale_up=ScalingBehavior(cooldown_seconds=0))
-    d.reader.free = 1.5  # type: ignore[attr-defined]
+    d.reader.free = 1.5
     d.cycle(0.0)  # seen, old, 3 slots free of the 2 wanted: holds
     assert d.count == 2
     d.clock.jump_wall(-3600)
-    d.reader.free = 0.0  # type: ignore[attr-defined]
+    d.reader.free = 0.0
     d.cycle(0.0)
     assert _warming(d) == frozenset() and d.count > 2
     d.controller.close()
@@ -100,7 +70,7 @@ def test_wall_clock_forward_one_hour_keeps_a_new_replica_in_warm_up(tmp_path: Pa
     d.cycle(0.0)  # under load: creates, and lists the new replicas at once
     new = set(d.provider.replicas) - {"g-1"}
     assert new
-    d.reader.free = 4.0  # type: ignore[attr-defined]  # no further scale-up needed
+    d.reader.free = 4.0  # no further scale-up needed
     d.clock.advance(5 - d.config.interval_seconds)  # the new replicas are 5 s old
     d.clock.jump_wall(3600)
     d.cycle(0.0)

@@ -23,7 +23,7 @@ from autoscaler.runtime import logs
 from autoscaler.runtime.controller import Controller
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
-from tests.harness.prometheus import PrometheusServer, free_port
+from tests.harness.prometheus import PrometheusServer, free_port, idle
 
 SECRET = "hunter2-very-secret"
 
@@ -71,12 +71,8 @@ class FlakyProvider(ReplicaProvider):
 
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[PrometheusServer]:
-    config = "global: {scrape_interval: 1s}\nscrape_configs: []\n"
-    prom = PrometheusServer(autoscaler="unused:1", config_text=config).start()
-    try:
+    with idle() as prom:
         yield prom
-    finally:
-        prom.cleanup()
 
 
 def _config(url: str, *, dry_run: bool = False, password: str | None = None) -> Config:

@@ -329,9 +329,7 @@ class TestDockerConformance(ReplicaProviderContract):
         return DockerProvider(Settings.from_options(group, self.options(**extra)))
 
     def custom(self, group: str, **extra: Any) -> DockerProvider:
-        p = self.make_provider(group, **extra)
-        self._providers.append(p)
-        return p
+        return self.kept(self.make_provider(group, **extra))
 
     def _client(self):
         client = self.backend["engine"].client()

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,7 +36,7 @@ from autoscaler.providers.http import HttpCountProvider, HttpOptions
 from autoscaler.providers.registry import parse_config
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
-from tests.harness.prometheus import free_port
+from tests.harness.prometheus import free_port, http_server
 
 FUZZ = settings(
     max_examples=100,
@@ -150,31 +149,47 @@ def test_bridge_replica_json_raises_only_probe_failure(body: bytes) -> None:
 
 
 # --- /sd and /probe query parameters through the real servers -------------------------
+class _Status:
+    """What the http provider's status endpoint answers (set by each example)."""
+
+    body = b""
+    code = 200
+
+
+REPLICA = b'{"capacity": 2, "termination": false}'
+
+
+class _App(BaseHTTPRequestHandler):
+    """`/app/status`: the http provider's status (_Status); anything else: a replica's
+    JSON, for /probe targets (no random target may leave the machine)."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        code, body = (_Status.code, _Status.body) if self.path == "/app/status" else (200, REPLICA)
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
 @pytest.fixture(scope="module")
-def replica() -> Iterator[str]:
-    """A loopback replica for /probe targets: no random target may leave the machine."""
-
-    class _H(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            body = b'{"capacity": 2, "termination": false}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def app() -> Iterator[str]:
+    """One loopback server for both: the replica behind /probe and the status endpoint."""
+    with http_server(_App) as server:
         yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def replica(app: str) -> str:
+    return app
+
+
+@pytest.fixture(scope="module")
+def status_app(app: str) -> str:
+    return f"http://{app}/app/status"
 
 
 @pytest.fixture(scope="module")
@@ -258,36 +273,6 @@ def test_probe_query_never_fails_the_bridge(bridge: int, replica: str, data: Any
 
 
 # --- the http provider's answers --------------------------------------------------------
-class _Status:
-    body = b""
-    code = 200
-
-
-@pytest.fixture(scope="module")
-def status_app() -> Iterator[str]:
-    class _H(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(_Status.code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(_Status.body)))
-            self.end_headers()
-            self.wfile.write(_Status.body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/app/status"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 @FUZZ
 @given(
     body=bodies | st.fixed_dictionaries({"replicas": json_values}).map(_dump),

@@ -352,9 +352,7 @@ class TestLibvirtConformance(ReplicaProviderContract):
         return lvp.LibvirtProvider(group, self.options(), lambda _uri: self.backend)
 
     def custom(self, group: str, connect: Any, **opts: Any) -> lvp.LibvirtProvider:
-        p = lvp.LibvirtProvider(group, self.options(**opts), connect)
-        self._providers.append(p)
-        return p
+        return self.kept(lvp.LibvirtProvider(group, self.options(**opts), connect))
 
     def secrets(self) -> list[str]:
         return [SECRET]

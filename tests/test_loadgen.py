@@ -6,10 +6,9 @@ import argparse
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from autoscaler.demo import loadgen
 from autoscaler.demo.loadgen import LoadGenerator, ramp_spike_fall, sd_targets
 from autoscaler.simulation import traces
+from tests.harness.prometheus import http_server
 from tests.test_demo_replica import metric, running_replica
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
@@ -40,15 +40,8 @@ def sd_server(doc: object) -> Iterator[str]:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/sd"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def run_for(gen: LoadGenerator, seconds: float):

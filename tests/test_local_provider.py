@@ -439,9 +439,7 @@ class TestLocalConformance(ReplicaProviderContract):
 
     def custom(self, group: str, **options) -> LocalProvider:
         """A provider with other options, cleaned up like `provider()`."""
-        p = make(self.backend, group, **options)
-        self._providers.append(p)
-        return p
+        return self.kept(make(self.backend, group, **options))
 
     def secrets(self) -> list[str]:
         return [SECRET_ARG, SECRET_ARG.split("=", 1)[1]]

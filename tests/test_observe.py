@@ -5,27 +5,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from autoscaler.config import Config, PrometheusConfig
-from autoscaler.core.model import Replica, ReplicaState
 from autoscaler.core.policies import propose
 from autoscaler.core.policies.predictive import forecast, history_seconds
 from autoscaler.core.spec import (
     GroupConfig,
-    HeadroomPolicyConfig,
     PredictivePolicyConfig,
-    ProviderConfig,
-    TargetPolicyConfig,
 )
 from autoscaler.observe.prometheus import PrometheusReader, history_step
 from tests.builders import _call
-from tests.harness.prometheus import PrometheusServer, backfilled, free_port
+from tests.builders import listed as _replicas
+from tests.builders import reader_config as _config
+from tests.builders import reader_group as _group
+from tests.harness.prometheus import PrometheusServer, backfilled, free_port, scraping
 
 EXPOSITION = {
     "body": """# TYPE replica_capacity gauge
@@ -44,62 +41,10 @@ app_load{group="b"} 0.9
 }
 
 
-class _Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        body = EXPOSITION["body"].encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[PrometheusServer]:
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Exporter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-scrape_configs:
-  - job_name: fake
-    honor_labels: true
-    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
-"""
-    prom = PrometheusServer(autoscaler="unused:1", config_text=config).start()
-    try:
-        prom.wait_for('replica_capacity{replica="b1"}')
+    with scraping(lambda job: EXPOSITION["body"], ready='replica_capacity{replica="b1"}') as prom:
         yield prom
-    finally:
-        prom.cleanup()
-        server.shutdown()
-        server.server_close()
-
-
-def _group(name: str, query: str | None = None, stale: float = 30.0) -> GroupConfig:
-    policies: tuple = (HeadroomPolicyConfig(name="headroom", min_available=1),)
-    if query:
-        policies += (TargetPolicyConfig(name="load", query=query, target=0.7),)
-    return GroupConfig(
-        name=name,
-        provider=ProviderConfig(type="local"),
-        min=0,
-        max=5,
-        replica_capacity=4,
-        policies=policies,
-        stale_after_seconds=stale,
-    )
-
-
-def _replicas(group: str, *ids: str) -> list[Replica]:
-    return [Replica(id=i, group=group, state=ReplicaState.ACTIVE, created_at=0) for i in ids]
-
-
-def _config(url: str, groups: tuple[GroupConfig, ...]) -> Config:
-    return Config(prometheus=PrometheusConfig(url=url, timeout_seconds=2), groups=groups)
 
 
 def test_values_pass_through_unchanged_and_are_split_by_group(prometheus) -> None:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -24,11 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoscaler.config import Config, PrometheusConfig
-from autoscaler.core.model import Replica, ReplicaState
-from autoscaler.core.spec import GroupConfig, HeadroomPolicyConfig, ProviderConfig
 from autoscaler.observe.answer import InvalidAnswer, parse_result, replica_vector
 from autoscaler.observe.prometheus import PrometheusReader
-from tests.harness.prometheus import PrometheusServer, free_port
+from tests.builders import listed as _replicas
+from tests.builders import reader_group as _group
+from tests.harness.prometheus import PrometheusServer, scraping
 
 # job -> exposition; a job's target serves /metrics?job=NAME
 BODIES = {
@@ -51,37 +49,10 @@ replica_capacity{group="b",replica="b1"} 0
 }
 
 
-class _Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        job = self.path.partition("job=")[2]
-        body = BODIES.get(job, "").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[PrometheusServer]:
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Exporter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    jobs = "".join(
-        f"""  - job_name: {job}
-    honor_labels: true
-    params: {{job: [{job}]}}
-    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
-"""
-        for job in BODIES
-    )
-    config = f"global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n{jobs}"
-    prom = PrometheusServer(autoscaler="unused:1", config_text=config).start()
-    try:
-        prom.wait_for('replica_capacity{job="old",replica="b1"}')
+    ready = 'replica_capacity{job="old",replica="b1"}'
+    with scraping(lambda job: BODIES.get(job, ""), jobs=list(BODIES), ready=ready) as prom:
         prom.wait_for('replica_capacity{job="main",replica="gone"}')
         # `gone` stops being exposed: Prometheus ends its series with a stale marker, so an
         # instant selector no longer sees it, while its last sample is seconds old.
@@ -90,26 +61,6 @@ def prometheus() -> Iterator[PrometheusServer]:
         )
         prom.wait_for('replica_capacity{replica="gone"}', lambda res: not res, timeout=20)
         yield prom
-    finally:
-        prom.cleanup()
-        server.shutdown()
-        server.server_close()
-
-
-def _group(name: str, stale: float = 30.0) -> GroupConfig:
-    return GroupConfig(
-        name=name,
-        provider=ProviderConfig(type="local"),
-        min=0,
-        max=5,
-        replica_capacity=4,
-        policies=(HeadroomPolicyConfig(name="headroom", min_available=1),),
-        stale_after_seconds=stale,
-    )
-
-
-def _replicas(group: str, *ids: str) -> list[Replica]:
-    return [Replica(id=i, group=group, state=ReplicaState.ACTIVE, created_at=0) for i in ids]
 
 
 LISTED = {

@@ -31,7 +31,7 @@ from autoscaler.providers.registry import build_provider, load_config, parse_con
 from autoscaler.runtime.controller import Controller
 from autoscaler.runtime.exporter import SharedState
 from autoscaler.runtime.metrics import Metrics
-from tests.harness.prometheus import PrometheusServer, free_port
+from tests.harness.prometheus import PrometheusServer, free_port, idle
 
 
 class MemoryProvider(ReplicaProvider):
@@ -77,12 +77,8 @@ class MemoryProvider(ReplicaProvider):
 
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[PrometheusServer]:
-    config = "global: {scrape_interval: 1s}\nscrape_configs: []\n"
-    prom = PrometheusServer(autoscaler="unused:1", config_text=config).start()
-    try:
+    with idle() as prom:
         yield prom
-    finally:
-        prom.cleanup()
 
 
 FAST = ScalingBehavior(cooldown_seconds=0, stabilization_seconds=0, max_step_replicas=10)

@@ -11,9 +11,8 @@ import base64
 import dataclasses
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from autoscaler.runtime import logs
 from autoscaler.runtime.controller import Controller
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
-from tests.harness.prometheus import free_port
+from tests.harness.prometheus import free_port, http_server
 from tests.test_controller import FlakyProvider, _config
 
 PASSWORD = "s3cr3t-pass-word"
@@ -56,16 +55,8 @@ class _Echo(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def echo_prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_Echo) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 class LeakyProvider(FlakyProvider):

@@ -10,7 +10,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from autoscaler.config.replica_api import bridge_params
 from autoscaler.core.spec import GroupConfig, ProviderConfig
 from autoscaler.runtime.exporter import SharedState, serve, wants_json
 from autoscaler.runtime.metrics import Metrics
-from tests.harness.prometheus import free_port
+from tests.harness.prometheus import free_port, http_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -280,7 +279,7 @@ def test_bridge_params_carry_only_the_keys_the_group_sets():
 
 @pytest.fixture
 def json_replica() -> Iterator[str]:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
@@ -294,14 +293,8 @@ def json_replica() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ from autoscaler.runtime.web_config import WebConfig
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_POLL = 0.05  # seconds: how long stopping the server may wait for its loop
+
 
 Document = dict[str, Any]
 
@@ -218,7 +220,13 @@ def serve(
     host, _, port = listen.rpartition(":")
     server = ExporterServer((host.strip("[]") or "0.0.0.0", int(port)), metrics, state)
     server.web = web
-    thread = threading.Thread(target=server.serve_forever, name="exporter", daemon=True)
+    # shutdown() waits for the loop's next poll: the default 0.5 s delayed every SIGTERM.
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": SHUTDOWN_POLL},
+        name="exporter",
+        daemon=True,
+    )
     thread.start()
 
     def stop() -> None:

@@ -26,7 +26,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 15.0) -> None:
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    """Poll `url` until it answers 200: generous, a loaded machine starts a process slowly."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -125,6 +126,7 @@ class PrometheusServer:
         expr: str,
         predicate: Callable[[list[dict]], bool] = bool,
         timeout: float = 30.0,
+        interval: float = 0.1,  # scrapes land every second: 0.5 s polls wasted ~0.25 s a wait
     ) -> list[dict]:
         """Poll an instant query until predicate(result) is true; returns the result."""
         deadline = time.monotonic() + timeout
@@ -133,7 +135,7 @@ class PrometheusServer:
             res = self.query(expr)
             if predicate(res):
                 return res
-            time.sleep(0.5)
+            time.sleep(interval)
         raise TimeoutError(f"{expr!r} never satisfied the condition; last result {res}")
 
     def __enter__(self) -> PrometheusServer:

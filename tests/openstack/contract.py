@@ -25,6 +25,7 @@ from tests.provider_conformance import (
     Hung,
     ReplicaProviderContract,
     unsupported,
+    wait_for,
 )
 
 _group_ids = itertools.count(1)
@@ -43,17 +44,6 @@ class ContractCloud:
     settle_seconds: float = 60.0  # BUILD -> ACTIVE and delete completion, upper bound
     lose_next_create_answer: Callable[[], None] | None = None  # make, then answer 500
     cleanup: list[Callable[[], None]] = field(default_factory=list)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def make_provider(
@@ -226,9 +216,9 @@ class OpenStackConformance(ReplicaProviderContract):
     def custom(self, group: str, **overrides: Any) -> openstack.OpenStackProvider:
         """A provider with other options, cleaned up like `provider()`."""
         options = {**self.backend.options, **overrides}
-        p = openstack.OpenStackProvider(openstack.Settings.from_options(group, options))
-        self._providers.append(p)
-        return p
+        return self.kept(
+            openstack.OpenStackProvider(openstack.Settings.from_options(group, options))
+        )
 
     def group_of(self, p: Any) -> str:
         return str(p.s.group)
