@@ -280,3 +280,7 @@ HELD_OUT_C: dict[str, Callable[[], Trace]] = {
     "slow_ramp_c": slow_ramp_c,
     "bursty_gamma_c": bursty_gamma_c,
 }
+
+# Every held-out trace, for the benchmark: the first set, then B and C (each written before
+# the policy it was held out from was tuned, and never tuned on).
+ALL_HELD_OUT: dict[str, Callable[[], Trace]] = HELD_OUT | HELD_OUT_B | HELD_OUT_C
