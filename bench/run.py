@@ -1,11 +1,12 @@
-"""The policy benchmark: every trace in ../shared/traces, and three held-out synthetic ones,
-through the baselines, ours and the oracle.
+"""The policy benchmark: every trace in ../shared/traces, and eleven held-out synthetic ones
+(three sets, `synthetic.ALL_HELD_OUT`), through the baselines, ours and the oracle.
 
 Each trace is scaled so that its peak needs PEAK_REPLICAS replicas at 100 % utilization;
 boot delay 2 minutes, evaluation every minute (the HPA baselines sync every 15 s and
 ScaleIt every 5 s, their defaults; ScaleIt never finer than the trace's step). Prints one
 table, the verdict of the shipped policy against both HPA variants, and the replay speed.
-Deterministic: same traces, same figures. Run: `.venv/bin/python bench/run.py`.
+Deterministic: same traces, same figures. Run: `.venv/bin/python bench/run.py`
+(`--trace nasa --trace _b` for a subset).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def model_for(trace: Trace) -> ReplicaModel:
 def load(source: str) -> Trace:
     """A trace CSV, or `synthetic:<name>` for a held-out synthetic trace."""
     if source.startswith("synthetic:"):
-        return synthetic.HELD_OUT[source.split(":", 1)[1]]()
+        return synthetic.ALL_HELD_OUT[source.split(":", 1)[1]]()
     return load_csv(source)
 
 
@@ -116,13 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--traces", type=Path, default=TRACES)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--no-synthetic", action="store_true", help="only the trace files")
+    ap.add_argument(
+        "--trace", action="append", default=[], help="only traces whose name contains this"
+    )
     args = ap.parse_args(argv)
     sources = sorted(str(p) for p in args.traces.glob("*.csv"))
     if not sources:
         print(f"no traces in {args.traces}", file=sys.stderr)
         return 1
     if not args.no_synthetic:
-        sources += [f"synthetic:{name}" for name in synthetic.HELD_OUT]
+        sources += [f"synthetic:{name}" for name in synthetic.ALL_HELD_OUT]
+    if args.trace:
+        sources = [p for p in sources if any(t in p for t in args.trace)]
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {

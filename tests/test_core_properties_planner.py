@@ -72,12 +72,16 @@ def check_bounds_and_victims(group: GroupConfig, obs: Observation, d: Decision) 
     # never above max, never below min
     assert group.min <= d.desired <= group.max, d.details
 
-    # victims: never in warm-up, never busy in a headroom group, except to get down to max
+    # victims: a replica still booting, or one past warm-up and, in a headroom group, idle
+    # (where booting ones get no precedence), except to get down to max; never a serving
+    # replica in warm-up
     deleted = [healthy[rid] for rid in d.delete if rid in healthy]
     headroom = any(isinstance(p, HeadroomPolicyConfig) for p in group.policies)
     idle_only = headroom and not _is_fallback(group, d)
 
     def may_go(r: Replica) -> bool:
+        if r.state is ReplicaState.BUILDING and not idle_only:
+            return True
         if obs.at - r.created_at < group.warmup_seconds:
             return False
         cap = obs.metrics.get(r.id, ReplicaMetrics()).capacity

@@ -617,7 +617,26 @@ def test_warming_replicas_are_never_scale_in_victims() -> None:
     d, _ = run(group(scale_in_order="newest"), obs(replicas, signals={"cpu": 10.0}))
     # the policy wants 1; only the two past warm-up may go
     assert (d.desired, set(d.delete), d.code) == (2, {"r0", "r1"}, "no_victim")
-    assert any("only 2 past warm-up may go" in line for line in d.details)
+    assert any("only 2 booting or past warm-up may go" in line for line in d.details)
+
+
+def test_scale_in_sheds_booting_replicas_before_serving_ones() -> None:
+    # A spike collapses while its replicas boot: removing the two serving replicas (the
+    # only ones past warm-up) would leave three that serve nothing yet. The booting ones
+    # go instead, newest first.
+    booting = [rep(f"b{i}", ReplicaState.BUILDING, created_at=NOW - 10 - i) for i in range(3)]
+    d, _ = run(group(), obs(reps(2) + booting, signals={"cpu": 40.0}))
+    assert d.desired == 2
+    assert d.delete == ("b0", "b1", "b2")
+
+
+def test_headroom_idle_group_does_not_shed_booting_replicas() -> None:
+    # SimpleScaleVM's rule stays: only idle replicas past warm-up go, booting or not.
+    g = group(policies=(HeadroomPolicyConfig("free", 0.0), CPU), max=10)
+    replicas = reps(2) + [rep("b0", ReplicaState.BUILDING, created_at=NOW - 10)]
+    metrics = {"r0": ReplicaMetrics(4), "r1": ReplicaMetrics(1)}
+    d, _ = run(g, obs(replicas, metrics, {"cpu": 10.0}))
+    assert "b0" not in d.delete
 
 
 def test_above_max_takes_warming_replicas_last() -> None:

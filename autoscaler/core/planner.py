@@ -320,19 +320,27 @@ def plan(
     desired, clamp_code = _clamp_noted(desired, low, high, "hard limit:", details, notes)
     code = clamp_code or code
 
-    # 9. victims: healthy replicas go only past warm-up, and in a headroom group only idle
-    # ones (the policy's own rule), except as many as it takes to get down to max
+    # 9. victims: replicas still booting go first (they serve nothing yet, and removing a
+    # serving one instead could leave a group of booting replicas only), then healthy
+    # replicas past warm-up; in a headroom group only idle ones (the policy's own rule),
+    # except as many as it takes to get down to max
     delete = list(removed.ids)
     if desired < current:
         idle_only = code is not Code.FALLBACK and any(
             isinstance(p, HeadroomPolicyConfig) and p.removes_only_idle for p in group.policies
         )
         chosen = victims.scale_in(
-            a, group, healthy, current - desired, forced=current - high, idle_only=idle_only
+            a,
+            group,
+            healthy,
+            current - desired,
+            forced=current - high,
+            idle_only=idle_only,
+            booting_first=not idle_only,
         )
         if len(chosen) < current - desired:
             kept = current - len(chosen)
-            why = "idle, past warm-up" if idle_only else "past warm-up"
+            why = "idle, past warm-up" if idle_only else "booting or past warm-up"
             note = f"only {len(chosen)} {why} may go: {desired} -> {kept}"
             desired, code = kept, Code.NO_VICTIM
             details.append(note)

@@ -93,6 +93,7 @@ def scale_in(
     *,
     forced: int = 0,
     idle_only: bool = False,
+    booting_first: bool = False,
 ) -> list[str]:
     """Up to `count` healthy replicas to remove; fewer when not enough may go.
 
@@ -102,6 +103,11 @@ def scale_in(
     idle replica ties), then those without a usable sample, ties by `scale_in_order`, then
     id. Only when fewer than `forced` may go (a group above `max` must get there) do the
     others follow, past warm-up first.
+
+    With `booting_first` (every scale-in but a headroom group's idle-only one), replicas
+    the provider still lists as BUILDING go before all others, newest first (the most boot still
+    ahead), warm-up or not: they serve nothing and have no load to show, and each costs
+    as much as an active one while it boots.
     """
     slot = group.replica_capacity
     sign = -1.0 if group.scale_in_order == "newest" else 1.0
@@ -117,7 +123,17 @@ def scale_in(
         return r.id not in a.warming and (not idle_only or r.id in idle)
 
     ordered = sorted(healthy, key=key)
-    chosen = [r.id for r in ordered if may_go(r)][: max(0, count)]
+    if booting_first:
+        booting = sorted(
+            (r for r in healthy if r.state is ReplicaState.BUILDING),
+            key=lambda r: (-r.created_at, r.id),
+        )
+        rest = [r for r in ordered if r.state is not ReplicaState.BUILDING]
+        ordered = booting + rest
+        chosen = [r.id for r in booting] + [r.id for r in rest if may_go(r)]
+        chosen = chosen[: max(0, count)]
+    else:
+        chosen = [r.id for r in ordered if may_go(r)][: max(0, count)]
     extra = min(count, forced) - len(chosen)
     if extra > 0:
         taken = set(chosen)
