@@ -65,6 +65,7 @@ class PrometheusServer:
         extra_args: list[str] | None = None,
     ) -> None:
         self.port = free_port()
+        self._picked = self.port  # a caller may set another port before start()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dir = Path(tempfile.mkdtemp(prefix="prom-"))
         self.config = self.dir / "prometheus.yml"
@@ -89,21 +90,46 @@ class PrometheusServer:
                 "prometheus is not installed: run `make setup` (Debian package prometheus)"
             )
         self.log = open(self.dir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={self.config}",
-                f"--storage.tsdb.path={self.dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-                "--rules.alert.resend-delay=1s",
-                *self.extra_args,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_http(f"{self.url}/-/ready")
-        return self
+        # The port was free when picked, but another process may bind it before Prometheus
+        # does (many servers start at once on a loaded machine): then Prometheus exits at
+        # once, and it is started again on another free port (never one the caller chose).
+        for attempt in range(3 if self.port == self._picked else 1):
+            if attempt:
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={self.config}",
+                    f"--storage.tsdb.path={self.dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--web.enable-lifecycle",
+                    "--rules.alert.resend-delay=1s",
+                    *self.extra_args,
+                ],
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+            if self._ready(timeout=60.0):
+                return self
+            if self.proc.poll() is None:  # alive but never ready: not a port clash
+                break
+        self.stop()
+        raise RuntimeError(f"Prometheus did not start; its log: {self.dir / 'prometheus.log'}")
+
+    def _ready(self, timeout: float) -> bool:
+        """Whether /-/ready answers 200 before `timeout`; False as soon as the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> None:
         if self.proc:
