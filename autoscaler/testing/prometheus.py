@@ -26,11 +26,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    """Poll `url` until it answers 200: generous, a loaded machine starts a process slowly."""
+class ProcessExited(RuntimeError):
+    """The process that was to serve the URL exited before it answered."""
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll `url` until it answers 200: generous, a loaded machine starts a process slowly.
+
+    With `proc`, its exit ends the wait at once (`ProcessExited`) rather than at `timeout`.
+    """
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ProcessExited(f"exited with {proc.returncode} before {url} answered")
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return
@@ -110,26 +119,15 @@ class PrometheusServer:
                 stdout=self.log,
                 stderr=subprocess.STDOUT,
             )
-            if self._ready(timeout=60.0):
+            try:
+                wait_http(f"{self.url}/-/ready", proc=self.proc)
                 return self
-            if self.proc.poll() is None:  # alive but never ready: not a port clash
-                break
+            except ProcessExited:
+                continue  # most likely its port was taken: try another one
+            except TimeoutError:
+                break  # alive but never ready: not a port clash
         self.stop()
         raise RuntimeError(f"Prometheus did not start; its log: {self.dir / 'prometheus.log'}")
-
-    def _ready(self, timeout: float) -> bool:
-        """Whether /-/ready answers 200 before `timeout`; False as soon as the process exits."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return False
-            try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return True
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        return False
 
     def stop(self) -> None:
         if self.proc:
