@@ -66,24 +66,43 @@ def diurnal(seed: int = 2) -> Trace:
     return _counted("synthetic_diurnal_7d_1min", 60.0, 7 * 1440, rate, seed)
 
 
+def _bursts(
+    rng: random.Random,
+    horizon: float,
+    gap: float,
+    length: tuple[float, float],
+    factor: tuple[float, float],
+) -> list[tuple[float, float, float]]:
+    """(start, end, factor) of bursts until `horizon`: exponential gaps of mean `gap`,
+    lengths and factors uniform in their ranges."""
+    out: list[tuple[float, float, float]] = []
+    t = rng.expovariate(1 / gap)
+    while t < horizon:
+        size = rng.uniform(*length)
+        out.append((t, t + size, rng.uniform(*factor)))
+        t += size + rng.expovariate(1 / gap)
+    return out
+
+
+def _bursting(
+    base: Callable[[float], float], bursts: list[tuple[float, float, float]]
+) -> Callable[[float], float]:
+    """The rate `base`, multiplied by a burst's factor while one lasts."""
+
+    def rate(t: float) -> float:
+        for start, end, factor in bursts:
+            if start <= t < end:
+                return base(t) * factor
+        return base(t)
+
+    return rate
+
+
 def bursty_inference(seed: int = 3) -> Trace:
     """2 hours at 1 s: inference traffic around 6 requests/s with bursts of 2-4x that last
     20 s to 2 min, about one every 6 minutes (batch clients, retries), on a slow drift."""
-    rng = random.Random(seed + 1000)
-    bursts: list[tuple[float, float, float]] = []
-    t = rng.expovariate(1 / 360.0)
-    while t < 7200:
-        length = rng.uniform(20, 120)
-        bursts.append((t, t + length, rng.uniform(2, 4)))
-        t += length + rng.expovariate(1 / 360.0)
-
-    def rate(t: float) -> float:
-        base = 6.0 * (1 + 0.3 * math.sin(2 * math.pi * t / 7200))
-        for start, end, factor in bursts:
-            if start <= t < end:
-                return base * factor
-        return base
-
+    bursts = _bursts(random.Random(seed + 1000), 7200, 360.0, (20, 120), (2, 4))
+    rate = _bursting(lambda t: 6.0 * (1 + 0.3 * math.sin(2 * math.pi * t / 7200)), bursts)
     return _counted("synthetic_bursty_inference_2h_1s", 1.0, 7200, rate, seed)
 
 
@@ -159,21 +178,8 @@ def diurnal_high_b(seed: int = 13) -> Trace:
 def bursty_b(seed: int = 14) -> Trace:
     """3 hours at 1 s, negative-binomial per second (gamma shape 2: heavy clumping) around
     a slowly varying 10 requests/s, plus 3-6x bursts of 1 to 5 minutes every ~15 minutes."""
-    rng = random.Random(seed + 1000)
-    bursts: list[tuple[float, float, float]] = []
-    t = rng.expovariate(1 / 900.0)
-    while t < 3 * 3600:
-        length = rng.uniform(60, 300)
-        bursts.append((t, t + length, rng.uniform(3, 6)))
-        t += length + rng.expovariate(1 / 900.0)
-
-    def rate(t: float) -> float:
-        base = 10.0 * (1 + 0.4 * math.sin(2 * math.pi * t / 5400))
-        for start, end, factor in bursts:
-            if start <= t < end:
-                return base * factor
-        return base
-
+    bursts = _bursts(random.Random(seed + 1000), 3 * 3600, 900.0, (60, 300), (3, 6))
+    rate = _bursting(lambda t: 10.0 * (1 + 0.4 * math.sin(2 * math.pi * t / 5400)), bursts)
     return _gamma_counted("synthetic_bursty_b_3h_1s", 1.0, 3 * 3600, rate, 2.0, seed)
 
 
@@ -255,21 +261,8 @@ def slow_ramp_c(seed: int = 13) -> Trace:
 def bursty_gamma_c(seed: int = 14) -> Trace:
     """90 minutes at 1 s: about 10 requests/s, overdispersed per second (k = 10), with
     bursts of 3-6x lasting 10 s to 3 min about every 4 minutes."""
-    rng = random.Random(seed + 2000)
-    bursts: list[tuple[float, float, float]] = []
-    t = rng.expovariate(1 / 240.0)
-    while t < 5400:
-        length = rng.uniform(10, 180)
-        bursts.append((t, t + length, rng.uniform(3, 6)))
-        t += length + rng.expovariate(1 / 240.0)
-
-    def rate(t: float) -> float:
-        base = 10.0 * (1 + 0.2 * math.cos(2 * math.pi * t / 5400))
-        for start, end, factor in bursts:
-            if start <= t < end:
-                return base * factor
-        return base
-
+    bursts = _bursts(random.Random(seed + 2000), 5400, 240.0, (10, 180), (3, 6))
+    rate = _bursting(lambda t: 10.0 * (1 + 0.2 * math.cos(2 * math.pi * t / 5400)), bursts)
     return _overdispersed("synthetic_c_bursty_gamma_90m_1s", 1.0, 5400, rate, seed, 10.0)
 
 
