@@ -120,20 +120,18 @@ def scale_in(
         return (r.id in a.warming, 0, -min(cap, slot), sign * r.created_at, r.id)
 
     def may_go(r: Replica) -> bool:
+        if booting_first and r.state is ReplicaState.BUILDING:
+            return True  # serves nothing yet: may go in warm-up too
         return r.id not in a.warming and (not idle_only or r.id in idle)
 
     ordered = sorted(healthy, key=key)
-    if booting_first:
+    if booting_first:  # booting replicas first, newest first (the most boot still ahead)
         booting = sorted(
             (r for r in healthy if r.state is ReplicaState.BUILDING),
             key=lambda r: (-r.created_at, r.id),
         )
-        rest = [r for r in ordered if r.state is not ReplicaState.BUILDING]
-        ordered = booting + rest
-        chosen = [r.id for r in booting] + [r.id for r in rest if may_go(r)]
-        chosen = chosen[: max(0, count)]
-    else:
-        chosen = [r.id for r in ordered if may_go(r)][: max(0, count)]
+        ordered = booting + [r for r in ordered if r.state is not ReplicaState.BUILDING]
+    chosen = [r.id for r in ordered if may_go(r)][: max(0, count)]
     extra = min(count, forced) - len(chosen)
     if extra > 0:
         taken = set(chosen)
