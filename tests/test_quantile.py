@@ -61,8 +61,46 @@ def test_a_steady_signal_gets_only_the_utilization_floor() -> None:
 
 def test_a_ramp_gets_its_slope_times_the_horizon() -> None:
     # +1 per minute: the 5-minute mean lags 2 behind the latest, the horizon adds 3 more
-    p = propose(cfg(max_utilization=1.0), observe(history([float(i) for i in range(100)])))
+    ramp = observe(history([float(i) for i in range(100)]))
+    p = propose(cfg(max_utilization=1.0, tail_factor=0.0), ramp)
     assert p.desired == 97 + 5  # mean of 95..99 = 97, error at +3 min: 5
+    # every error is 5: the quantile alone covers it exactly, with nothing to spare; 1.5x
+    # the largest (7.5) is taken, as it costs less than 25 % of the level (24.25)
+    p = propose(cfg(max_utilization=1.0), ramp)
+    assert p.desired == 105 and "1.5 x largest error 5" in p.reason
+
+
+def test_the_tail_margin_is_taken_only_where_it_is_cheap() -> None:
+    # one error of 8 in 200 (a 4 % share): below the 95th percentile, so q alone ignores it
+    values = [20.0] * 200
+    values[100] = 28.0
+    o = observe(history(values))
+    no_tail = propose(cfg(max_utilization=1.0, tail_factor=0.0), o).desired
+    assert no_tail == 20
+    # 1.5 x 8 = 12 is more than 25 % of 20 (5): the margin is capped there
+    assert propose(cfg(max_utilization=1.0), o).desired == 25
+    assert propose(cfg(max_utilization=1.0, tail_headroom=1.0), o).desired == 32  # 20 + 12
+    assert propose(cfg(max_utilization=1.0, tail_headroom=0.0), o).desired == 20  # off
+
+
+def test_a_jump_is_sized_from_its_newest_point_until_the_level_catches_up() -> None:
+    calm = [10.0 + (1.0 if i % 2 else 0.0) for i in range(200)]  # errors within +-1
+    c = cfg(max_utilization=1.0, tail_factor=0.0)
+    mean_only = cfg(max_utilization=1.0, tail_factor=0.0, follow_jumps=False)
+    # the first 3 minutes of a crowd at 40 (then its first errors are known, and the
+    # quantile alone covers it)
+    for n in range(1, 4):
+        o = observe(history(calm + [40.0] * n))
+        followed, lagging = propose(c, o), propose(mean_only, o)
+        assert followed.desired is not None and lagging.desired is not None
+        assert followed.desired >= 40 > lagging.desired, (n, followed.reason)
+        assert "jumped above" in followed.reason
+    # once the window holds only the crowd, its mean is the level again
+    later = propose(c, observe(history(calm + [40.0] * 8)))
+    assert "jumped" not in later.reason and later.desired is not None and later.desired >= 40
+    # a point within the recent errors is noise, not a jump
+    noise = propose(c, observe(history(calm + [11.0])))
+    assert "jumped" not in noise.reason
 
 
 def test_noise_raises_the_quantile_and_recent_errors_weigh_more() -> None:
@@ -121,6 +159,9 @@ def configs(draw: st.DrawFn) -> QuantilePolicyConfig:
         min_errors=draw(st.integers(0, 5)),
         initial_target=draw(st.one_of(st.floats(0.1, 1), ANY)),
         max_utilization=draw(st.one_of(st.floats(0.1, 1), ANY)),
+        tail_factor=draw(st.one_of(st.floats(0, 3), ANY)),
+        tail_headroom=draw(st.one_of(st.floats(0, 1), ANY)),
+        follow_jumps=draw(st.booleans()),
     )
 
 
@@ -194,9 +235,15 @@ def test_configuration_reads_the_quantile_policy() -> None:
     config = parse_config(raw, {})
     (p,) = config.groups[0].policies
     assert isinstance(p, QuantilePolicyConfig) and p.quantile == 0.95 and p.level_seconds == 300
-    raw["groups"]["api"]["policies"][0]["quantile"] = 1.5  # type: ignore[index]
-    with pytest.raises(Exception, match="quantile"):
+    assert (p.tail_factor, p.tail_headroom, p.follow_jumps) == (1.5, 0.25, True)
+    policy = raw["groups"]["api"]["policies"][0]  # type: ignore[index]
+    policy.update(tail_factor=2, follow_jumps=False)
+    (p,) = parse_config(raw, {}).groups[0].policies
+    assert isinstance(p, QuantilePolicyConfig) and (p.tail_factor, p.follow_jumps) == (2, False)
+    policy.update(quantile=1.5, tail_headroom=-1, follow_jumps="yes")
+    with pytest.raises(Exception, match="quantile") as err:
         parse_config(raw, {})
+    assert "tail_headroom" in str(err.value) and "follow_jumps" in str(err.value)
 
 
 # ---------------------------------------------------------------- the queue

@@ -832,6 +832,9 @@ class Checker:
             "min_errors": number("min_errors", _Number(minimum=1, integer=True)),
             "initial_target": number("initial_target", _POSITIVE),
             "max_utilization": number("max_utilization", share),
+            "tail_factor": number("tail_factor", _NON_NEGATIVE),
+            "tail_headroom": number("tail_headroom", _NON_NEGATIVE),
+            "follow_jumps": number("follow_jumps", _Bool()),
         }
 
     def predictive(self, raw: dict[str, Any], path: str) -> dict[str, Any]:

@@ -126,9 +126,12 @@ class QuantilePolicyConfig:
     by its `group` label, read as a history like the predictive policy's. Each past point
     is a forecast ("demand stays at its mean over `level_seconds`") whose error is known
     once `horizon_seconds` have passed: the demand then minus the forecast. The proposal
-    is ceil(max(level + the `quantile` of those errors, level / max_utilization) /
-    (demand_per_replica x target)), the errors weighted by age with a half-life of
-    `half_life_seconds` over `window_seconds`.
+    is ceil(max(level + headroom, level / max_utilization) / (demand_per_replica x
+    target)); the headroom is the larger of the `quantile` of those errors (weighted by
+    age with a half-life of `half_life_seconds`, over `window_seconds`) and `tail_factor`
+    x the largest of them capped at `tail_headroom` x level. With `follow_jumps`, when
+    the newest points all lie above the level before them plus the largest error known
+    then, the newest point is the level.
     The policy is autoscaler/core/policies/quantile.py; docs/simulation.md measures it.
     """
 
@@ -144,6 +147,9 @@ class QuantilePolicyConfig:
     min_errors: int = 3  # fewer known errors: scale out to level / initial_target, never in
     initial_target: float = 0.8  # the utilization sized for until errors are known
     max_utilization: float = 0.9  # never plan the level above this busy share
+    tail_factor: float = 1.5  # cover this multiple of the largest recent error...
+    tail_headroom: float = 0.25  # ...where that costs at most this share of the level
+    follow_jumps: bool = True  # a jump above every recent error: the newest point is the level
     type: str = "quantile"
     reads_capacity: ClassVar[bool] = False
     signal: ClassVar[SignalKind] = SignalKind.HISTORY
