@@ -11,11 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from autoscaler.config import Config, PrometheusConfig
+from autoscaler.core.model import SignalHistory
 from autoscaler.core.policies import propose
 from autoscaler.core.policies.predictive import forecast, history_seconds
 from autoscaler.core.spec import (
     GroupConfig,
     PredictivePolicyConfig,
+    QuantilePolicyConfig,
 )
 from autoscaler.observe.prometheus import PrometheusReader, history_step
 from tests.builders import _call
@@ -158,6 +160,38 @@ def _expected(points: list[tuple[float, float]], now: float) -> float:
     f = forecast(points, now, PRED)
     assert f is not None
     return f.value
+
+
+def test_the_quantile_policy_reads_its_history_and_follows_a_jump(
+    prometheus_with_history,
+) -> None:
+    """The quantile policy through a real Prometheus: the proposal is the one its points
+    give, and the 10 -> 30 ramp at minute 20, which no error of its last 30 minutes
+    explains, is followed from its newest point."""
+    server, base = prometheus_with_history
+    policy = QuantilePolicyConfig(
+        name="demand", query=PRED.query, demand_per_replica=1.0, window_seconds=1800
+    )
+    group = dataclasses.replace(_group("a"), policies=(policy,))
+    config = Config(
+        prometheus=PrometheusConfig(url=server.url, timeout_seconds=5),
+        groups=(group,),
+        interval_seconds=60,
+    )
+    reader = PrometheusReader(config, on_failure=lambda q, e: pytest.fail(f"{q}: {e}"))
+    lookback = policy.lookback_seconds()
+    for minute, jumped in ((15, False), (21, True)):
+        now = base + 3 * HOUR + minute * 60
+        obs = reader.observe((group,), {"a": _replicas("a", "a1")}, now)["a"]
+        proposal = _call(propose, policy, obs, group)
+        step = history_step(60, lookback)
+        xs = range(now - math.ceil(lookback / step) * step, now + 1, step)
+        points = [(float(x), demand_a(x)) for x in xs]
+        direct = SignalHistory([t for t, _ in points], points, float(step))
+        mine = dataclasses.replace(obs, histories={"demand": direct})
+        assert proposal == _call(propose, policy, mine, group)
+        assert ("jumped above" in proposal.reason) is jumped, proposal.reason
+        assert proposal.desired is not None and proposal.desired >= demand_a(now)
 
 
 def test_history_step_fits_the_look_back_in_one_range_query() -> None:
