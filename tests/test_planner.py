@@ -251,6 +251,29 @@ def test_headroom_partial_surplus_does_not_scale_down() -> None:
     assert (d.desired, d.delete) == (3, ())
 
 
+def test_a_partial_view_just_after_an_outage_does_not_scale_up() -> None:
+    """Prometheus restarted: it scrapes the replicas again one by one, and the first
+    cycle that sees one of two must not take the other's silence for 0 free (the fault
+    suite's "Prometheus process SIGKILLed, restarted" created a replica here)."""
+    g = group(policies=(HEAD,), expect_capacity=True, stale_after_seconds=3.0)
+    two = reps(2)
+    d, state = run(g, obs(two, prometheus_ok=False, at=NOW - 1))
+    assert (d.desired, d.code) == (2, "no_data")
+    half = {"r0": ReplicaMetrics(4)}  # r1 not scraped again yet
+    d, state = plan(g, obs(two, half), state, NOW)
+    assert (d.desired, d.code) == (2, "partial"), d.details
+    assert any("data came back" in line for line in d.details)
+    # still silent once the data source has had stale_after_seconds to catch up: a
+    # replica that is really gone (hung) is then counted as 0 free, as before
+    d, state = plan(g, obs(two, half, at=NOW + 1.5), state, NOW + 1.5)
+    assert d.desired == 2  # 2.5 s after the last cycle without data
+    d, state = plan(g, obs(two, half, at=NOW + 2), state, NOW + 2)
+    assert (d.desired, d.code) == (3, "headroom_short"), d.details
+    # without an outage before it, the same partial view scales up at once
+    d, _ = run(g, obs(two, half))
+    assert (d.desired, d.code) == (3, "headroom_short")
+
+
 # ---------------------------------------------------------------- cooldowns
 
 

@@ -192,3 +192,7 @@ class PlannerState:
     # when the provider last accepted a scale-up / scale-down (planner.record_action)
     last_scale_up: float | None = None
     last_scale_down: float | None = None
+    # the last cycle with no data at all: a partial view soon after it is the data
+    # source catching up (Prometheus restarted, scraping again), not silent replicas.
+    # Not persisted: a restarted daemon has seen no outage.
+    last_no_data: float | None = None

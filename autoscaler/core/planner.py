@@ -239,6 +239,7 @@ def plan(
         flag = ", partial" if p.partial else ""
         details.append(f"policy {p.policy} [{p.code}{flag}]: {p.reason} => {shown}")
     desired, code, summary, partial = _combine(group, proposals, base, details)
+    no_data_at_all = all(p.desired is None for p in proposals)
     notes: list[str] = []
     # Policies count healthy replicas only. One that keeps every healthy replica keeps
     # the replacements too; replacing fewer is a scale-in, damped like any other.
@@ -270,6 +271,21 @@ def plan(
     # 4. partial data: scale up, never down (removed replicas are still replaced)
     if partial and desired < base:
         note = f"partial data: hold at {base} instead of {desired}"
+        desired = base
+        code = Code.PARTIAL
+        details.append(note)
+        notes.append(note)
+
+    # 4b. ... and no scale-up either while the data source may still be catching up: a
+    # restarted Prometheus scrapes the replicas again one by one, and the first cycles
+    # after an outage see some of them only. Silence then is no evidence of 0 free;
+    # after `stale_after_seconds` it is (a hung replica), as without an outage.
+    since = None if state.last_no_data is None else now - state.last_no_data
+    if partial and desired > base and since is not None and since < group.stale_after_seconds:
+        note = (
+            f"partial data {since:.1f}s after the data came back: hold at {base} instead "
+            f"of {desired} for up to stale_after_seconds ({group.stale_after_seconds:g})"
+        )
         desired = base
         code = Code.PARTIAL
         details.append(note)
@@ -364,7 +380,11 @@ def plan(
     reason = "; ".join([summary, *notes, f"{was} -> {desired}"])
 
     # 10. remember the recommendation; the action is recorded once accepted (record_action)
-    new_state = dataclasses.replace(state, recommendations=history)
+    new_state = dataclasses.replace(
+        state,
+        recommendations=history,
+        last_no_data=now if no_data_at_all else state.last_no_data,
+    )
     decision = Decision(
         group=group.name,
         at=obs.at,
