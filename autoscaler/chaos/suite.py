@@ -604,7 +604,11 @@ def scenarios() -> list[Scenario]:
     out = [
         prometheus("refuse", "killed (connections refused)", True, quick=True),
         Scenario(
-            "Prometheus process SIGKILLed, restarted", "prometheus", prometheus_process_killed, True
+            "Prometheus process SIGKILLed, restarted",
+            "prometheus",
+            prometheus_process_killed,
+            True,
+            quick=True,  # it once created a replica on the partial view while rescraping
         ),
         prometheus("slow", "slow (answers after the timeout)", True),
         prometheus("http500", "HTTP 500", True),
