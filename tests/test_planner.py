@@ -272,6 +272,12 @@ def test_a_partial_view_just_after_an_outage_does_not_scale_up() -> None:
     # without an outage before it, the same partial view scales up at once
     d, _ = run(g, obs(two, half))
     assert (d.desired, d.code) == (3, "headroom_short")
+    # replicas that report no capacity at all (a target-only group through the bridge)
+    # are no sign of a source catching up: the target's scale-up goes ahead
+    t = group(expect_capacity=True, stale_after_seconds=3.0)
+    d, state = run(t, obs(two, prometheus_ok=False, at=NOW - 1))
+    d, _ = plan(t, obs(two, signals={"cpu": 200.0}), state, NOW)
+    assert (d.desired, d.code) == (4, "target_above"), d.details
 
 
 # ---------------------------------------------------------------- cooldowns

@@ -279,9 +279,11 @@ def plan(
     # 4b. ... and no scale-up either while the data source may still be catching up: a
     # restarted Prometheus scrapes the replicas again one by one, and the first cycles
     # after an outage see some of them only. Silence then is no evidence of 0 free;
-    # after `stale_after_seconds` it is (a hung replica), as without an outage.
+    # after `stale_after_seconds` it is (a hung replica), as without an outage. Only a
+    # mixed view is held: replicas that never report are no sign of a source catching up.
     since = None if state.last_no_data is None else now - state.last_no_data
-    if partial and desired > base and since is not None and since < group.stale_after_seconds:
+    catching_up = since is not None and since < group.stale_after_seconds
+    if catching_up and missing and a.reporting and desired > base:
         note = (
             f"partial data {since:.1f}s after the data came back: hold at {base} instead "
             f"of {desired} for up to stale_after_seconds ({group.stale_after_seconds:g})"
