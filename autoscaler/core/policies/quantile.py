@@ -43,7 +43,6 @@ from autoscaler.core.spec import GroupConfig, QuantilePolicyConfig
 __all__ = [
     "QuantilePolicyConfig",
     "Headroom",
-    "errors",
     "weighted_quantile",
     "level_and_headroom",
     "propose",
@@ -88,6 +87,7 @@ class _Fit(NamedTuple):
 def _fit(
     history: History, times: Sequence[float], now: float, cfg: QuantilePolicyConfig
 ) -> _Fit | None:
+    """The levels and the errors of every past forecast whose horizon is over."""
     start = now - cfg.window_seconds - cfg.horizon_seconds - cfg.level_seconds
     pts = _usable_points(history, times, start, now)
     if not pts:
@@ -111,14 +111,6 @@ def _fit(
         out.append((weight, ahead - levels[i]))
         ahead_at.append(j - 1)
     return _Fit(pts, levels, out, ahead_at)
-
-
-def errors(
-    history: History, times: Sequence[float], now: float, cfg: QuantilePolicyConfig
-) -> tuple[float | None, list[tuple[float, float]]]:
-    """(the level now, [(age weight, error)] of every past forecast whose horizon is over)."""
-    fit = _fit(history, times, now, cfg)
-    return (None, []) if fit is None else (fit.levels[-1], fit.pairs)
 
 
 def weighted_quantile(pairs: Sequence[tuple[float, float]], q: float) -> float:
