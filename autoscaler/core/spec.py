@@ -129,9 +129,9 @@ class QuantilePolicyConfig:
     is ceil(max(level + headroom, level / max_utilization) / (demand_per_replica x
     target)); the headroom is the larger of the `quantile` of those errors (weighted by
     age with a half-life of `half_life_seconds`, over `window_seconds`) and `tail_factor`
-    x the largest of them capped at `tail_headroom` x level. With `follow_jumps`, when
-    the newest points all lie above the level before them plus the largest error known
-    then, the newest point is the level.
+    x the largest of them capped at `tail_headroom` x level. With `follow_jumps`, a newest
+    point above the level one step before plus the largest error known before the
+    level's window began is the level itself.
     The policy is autoscaler/core/policies/quantile.py; docs/simulation.md measures it.
     """
 
