@@ -95,6 +95,14 @@ def test_a_jump_is_sized_from_its_newest_point_until_the_level_catches_up() -> N
         assert followed.desired is not None and lagging.desired is not None
         assert followed.desired >= 40 > lagging.desired, (n, followed.reason)
         assert "jumped above" in followed.reason
+    # the first point of a jump saw only part of it: the rise counts twice, then once
+    first = propose(c, observe(history(calm + [40.0])))
+    assert "first step, the rise twice" in first.reason and first.desired is not None
+    assert first.desired >= 40 + (40 - 11)
+    second = propose(c, observe(history(calm + [40.0] * 2)))
+    assert "jumped" in second.reason and "first step" not in second.reason
+    assert second.desired is not None
+    assert 40 <= second.desired < 50
     # once the window holds only the crowd, its mean is the level again
     later = propose(c, observe(history(calm + [40.0] * 8)))
     assert "jumped" not in later.reason and later.desired is not None and later.desired >= 40
@@ -122,6 +130,17 @@ def test_a_new_group_scales_out_to_the_level_and_never_in() -> None:
     g = group(1.0, (c,), expect_capacity=False)
     d, _ = plan(g, _with_replicas(young, 9), PlannerState(), NOW)
     assert d.desired == 9  # too few known errors: no scale-in
+
+
+def test_a_new_group_on_a_ramp_follows_its_newest_point() -> None:
+    # A cold start on a ramp: the mean of the first minutes lags the newest point, and
+    # nothing is known yet of how wrong the level is, so the newest point is sized for,
+    # as the HPA's sample would be (Azure's first minutes: 6.7 -> 12.5 replicas' worth).
+    p = propose(cfg(), observe(history([6.0, 9.0, 12.0])))
+    assert p.desired == 15  # 12 / 0.8; the mean (9) would give 12
+    assert "newest" in p.reason
+    # below the level, the level stands (never in during warm-up)
+    assert propose(cfg(), observe(history([8.0, 8.0, 2.0]))).desired == 8  # 6 / 0.8
 
 
 def _with_replicas(o: Observation, n: int) -> Observation:

@@ -131,7 +131,9 @@ class QuantilePolicyConfig:
     age with a half-life of `half_life_seconds`, over `window_seconds`) and `tail_factor`
     x the largest of them capped at `tail_headroom` x level. With `follow_jumps`, a newest
     point above the level one step before plus the largest error known before the
-    level's window began is the level itself.
+    level's window began is the level itself (at the jump's first point, which saw it in
+    part, newest + its rise). Until `min_errors` errors are known it scales out to
+    max(level, newest point) / `initial_target` and never in.
     The policy is autoscaler/core/policies/quantile.py; docs/simulation.md measures it.
     """
 
@@ -144,7 +146,7 @@ class QuantilePolicyConfig:
     level_seconds: float = 300.0  # the forecast: the mean over this long
     window_seconds: float = 14400.0  # errors looked at
     half_life_seconds: float = 3600.0  # an error this old weighs half
-    min_errors: int = 3  # fewer known errors: scale out to level / initial_target, never in
+    min_errors: int = 3  # fewer: out to max(level, newest) / initial_target, never in
     initial_target: float = 0.8  # the utilization sized for until errors are known
     max_utilization: float = 0.9  # never plan the level above this busy share
     tail_factor: float = 1.5  # cover this multiple of the largest recent error...

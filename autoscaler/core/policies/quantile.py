@@ -20,12 +20,16 @@ more than the HPA's own headroom (1/0.8: 25 % of the level), that margin is take
 a smooth, high-volume load is then as rarely short as under the HPA, for less.
 `max_utilization` keeps a floor for the noise a history sampled once a minute cannot
 show (a queue at 95 % busy waits long). With fewer than `min_errors` known errors (a new
-group) it scales out to level / `initial_target` and never in.
+group) it scales out to max(level, newest point) / `initial_target` and never in: a cold
+start on a ramp would otherwise be sized to a mean minutes behind it.
 
 The level lags a jump by half its window: a flash crowd at 8x is still sized at 2.4x
 two minutes in. With `follow_jumps`, a newest point above the level one step before
 plus the largest error known before the level's window began (a change no recent noise
 explains) is the level itself, until the window holds only points from after the jump.
+The jump's first point is a mean over a step that saw the change only in part (half of
+it, when it fell mid-step), so there the rise is counted twice: newest + (newest - the
+level before).
 docs/simulation.md measures it, and says where it loses to the HPA.
 """
 
@@ -166,10 +170,15 @@ def level_and_headroom(
         extra, how = tail, f"+ {cfg.tail_factor:g} x largest error {largest:.4g} ({tail:.4g})"
     if cfg.follow_jumps:
         jump = _jumped(fit, now, cfg)
-        if jump is not None and fit.points[-1][1] > level:
+        newest = fit.points[-1][1]
+        if jump is not None and newest > level:
             before, top = jump
-            level = fit.points[-1][1]
-            how = f"(jumped above {before:.4g} + largest error {top:.4g}) {how}"
+            level, note = newest, ""
+            if fit.points[-2][1] <= before + top:
+                # The jump's first point: a mean over the last step, which saw a change
+                # inside that step only in part (half, when it fell mid-step).
+                level, note = newest + (newest - before), "; its first step, the rise twice"
+            how = f"(jumped above {before:.4g} + largest error {top:.4g}{note}) {how}"
     return Headroom(level, extra, how)
 
 
@@ -207,13 +216,15 @@ def propose(
     if level is None:
         return Proposal(name, None, f"{name}: no usable history", Code.NO_DATA)
     if extra is None:
-        # Nothing known yet about how wrong the level is: scale out to it, never in.
-        value = level
+        # Nothing known yet about how wrong the level is: scale out to it, or to the
+        # newest point where a cold start on a ramp has left the mean behind, never in.
+        value = max(level, latest)
         up = ceil_count(value / dpr / cfg.initial_target) if math.isfinite(value) else None
         if up is not None and up <= a.current:
             reason = f"{name} level {level:.4g}: too few known errors to scale in -> {a.current}"
             return Proposal(name, a.current, reason, Code.PREDICTIVE, signal=value)
-        target, how = cfg.initial_target, "(too few known errors yet)"
+        target = cfg.initial_target
+        how = "(too few known errors yet" + (", the newest point)" if latest > level else ")")
     else:
         # the level's own noise below a minute is invisible here: never plan it busier
         value = max(0.0, level + extra, level / cfg.max_utilization)
