@@ -118,6 +118,11 @@ def full_raw(secret_file: Path, ca_file: Path) -> dict[str, Any]:
             "timeout_seconds": 1.5,
             "safety_margin_seconds": 2,
             "identity": "scaler-a",
+            "ca_file": str(ca_file),
+            "cert_file": str(ca_file),
+            "key_file": str(secret_file),
+            "username": "scaler",
+            "password_file": str(secret_file),
         },
         "groups": {
             "batch": {
@@ -224,6 +229,7 @@ def test_every_schema_field_is_loadable(tmp_path):
     assert config.ha is not None
     assert config.ha.endpoints == ("http://10.0.0.1:2379", "https://10.0.0.2:2379")
     assert config.ha.key_prefix == "/scalers/web"  # the trailing / dropped
+    assert (config.ha.username, config.ha.password) == ("scaler", SECRET)
     for obj in (config, config.prometheus, group, group.policies[3], config.ha):
         for f in dataclasses.fields(obj):
             # base_dir is not a key: load_config sets it to the file's directory.

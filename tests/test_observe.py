@@ -7,7 +7,9 @@ import math
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import certifi
 import pytest
 
 from autoscaler.config import Config, PrometheusConfig
@@ -24,6 +26,7 @@ from tests.builders import _call
 from tests.builders import listed as _replicas
 from tests.builders import reader_config as _config
 from tests.builders import reader_group as _group
+from tests.harness.pki import Pki
 from tests.harness.prometheus import PrometheusServer, backfilled, free_port, scraping
 
 EXPOSITION = {
@@ -105,6 +108,39 @@ def test_prometheus_down_is_reported_not_read_as_zero() -> None:
     assert obs.metrics == {} and obs.signals == {"load": None}
     assert {q for q, _ in failures} == {"capacity", "termination", "target"}
     assert all("s3cret-pass" not in e for _, e in failures)
+
+
+@pytest.mark.parametrize("setting", ["ca_file", "insecure_skip_verify"])
+def test_a_tls_prometheus_is_read_with_the_configured_ca_whatever_the_environment_says(
+    setting: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Images and CI runners often set REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) to the
+    # system's bundle; requests then replaced our session's CA on every query, so a
+    # Prometheus whose certificate our ca_file trusts failed with "certificate verify
+    # failed" (and insecure_skip_verify did nothing).
+    pki = Pki(tmp_path)
+    cert, key = pki.issue("prometheus")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
+    prom = PrometheusServer(autoscaler="127.0.0.1:9", tls=(cert, key, pki.ca_file)).start()
+    try:
+        assert prom.url.startswith("https://")
+        tls = (
+            {"ca_file": str(pki.ca_file)}
+            if setting == "ca_file"
+            else {"insecure_skip_verify": True}
+        )
+        failures: list[tuple[str, str]] = []
+        groups = (_group("a", 'vector(0.5) + 0 * absent(x{group="a"})'),)
+        config = Config(
+            prometheus=PrometheusConfig(url=prom.url, timeout_seconds=5, **tls),  # type: ignore[arg-type]
+            groups=groups,
+        )
+        reader = PrometheusReader(config, on_failure=lambda q, e: failures.append((q, e)))
+        obs = reader.observe(groups, {"a": _replicas("a", "a1")}, time.time())["a"]
+        assert failures == [] and obs.prometheus_ok is True
+    finally:
+        prom.cleanup()
 
 
 # --- predictive policies: history from a range query, cached --------------------------------

@@ -275,7 +275,7 @@ def _keys(cls: type, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 PROMETHEUS_KEYS = (*_keys(PrometheusConfig), "password_file")
 TOP_LEVEL_KEYS = _keys(Config, without=("base_dir",))  # base_dir: where the file is
 GROUP_KEYS = _keys(GroupConfig, without=("name",))
-HA_KEYS = _keys(HAConfig)
+HA_KEYS = (*_keys(HAConfig), "password_file")
 _KEY_PREFIX = re.compile(r"/[\x21-\x7e]*")
 BEHAVIOR_KEYS = _keys(ScalingBehavior)
 POLICY_KEYS = {
@@ -504,7 +504,7 @@ class Checker:
             ]
             if _INVALID not in urls:
                 endpoints = tuple(u.rstrip("/") for u in urls)
-        d = {k: _default(HAConfig, k) for k in HA_KEYS if k != "endpoints"}
+        d = {k: _default(HAConfig, k) for k in _keys(HAConfig) if k != "endpoints"}
         prefix = _Text(_KEY_PREFIX, "an etcd key prefix starting with '/', no spaces")
         values = {
             "endpoints": endpoints,
@@ -525,6 +525,7 @@ class Checker:
         values["safety_margin_seconds"] = self.get(
             section, "safety_margin_seconds", path, _NON_NEGATIVE, d["safety_margin_seconds"]
         )
+        self.etcd_tls_and_auth(section, path, values)
         if _INVALID in values.values():
             return _INVALID
         values["key_prefix"] = values["key_prefix"].rstrip("/") or "/"
@@ -540,6 +541,46 @@ class Checker:
             )
             return _INVALID
         return ha
+
+    def etcd_tls_and_auth(self, section: dict[str, Any], path: str, values: dict[str, Any]) -> None:
+        """`ha`'s TLS files and etcd user, into `values`; each mistake named."""
+        for key in ("ca_file", "cert_file", "key_file"):
+            values[key] = self.get(section, key, path, _File(), None, nullable=True)
+        values["username"] = self.get(section, "username", path, _Text(), None, nullable=True)
+        values["password"] = self.get(section, "password", path, _Text(), None, nullable=True)
+        password_file = self.get(section, "password_file", path, _File(), None, nullable=True)
+        if password_file not in (None, _INVALID):
+            if section.get("password") is not None:
+                self.error(
+                    _join(path, "password_file"), "set either password or password_file, not both"
+                )
+            else:
+                values["password"] = self.read_secret(password_file, _join(path, "password_file"))
+        has_password = section.get("password") is not None or password_file is not None
+        if has_password and section.get("username") is None:
+            self.error(_join(path, "username"), "is required when a password is set (etcd auth)")
+        if section.get("username") is not None and not has_password:
+            self.error(
+                _join(path, "password"),
+                "is required with username (or password_file) for etcd auth",
+            )
+        if (section.get("cert_file") is None) != (section.get("key_file") is None):
+            missing = "key_file" if section.get("key_file") is None else "cert_file"
+            self.error(
+                _join(path, missing),
+                "is required too: a client certificate is cert_file + key_file",
+            )
+        endpoints = values.get("endpoints")
+        tls = [k for k in ("ca_file", "cert_file", "key_file") if section.get(k) is not None]
+        if (
+            tls
+            and isinstance(endpoints, tuple)
+            and not any(u.startswith("https://") for u in endpoints)
+        ):
+            self.error(
+                _join(path, tls[0]),
+                f"is for TLS, but no endpoint is https:// (got {list(endpoints)})",
+            )
 
     def read_secret(self, file_name: str, path: str) -> Any:
         try:

@@ -32,6 +32,11 @@ class HAConfig:
     timeout_seconds: float = 2.0  # every request to etcd
     safety_margin_seconds: float = 1.0  # stop acting this long before the lease could end
     identity: str | None = None  # None: hostname:pid
+    ca_file: str | None = None  # verify https:// endpoints against it (None: the system's CAs)
+    cert_file: str | None = None  # a client certificate (with key_file), for --client-cert-auth
+    key_file: str | None = None
+    username: str | None = None  # etcd authentication (with a password)
+    password: str | None = field(default=None, repr=False)  # secret: never logged
 
     @property
     def renew(self) -> float:

@@ -66,6 +66,7 @@ from autoscaler.observe.answer import (
 )
 from autoscaler.observe.clock_skew import TOLERANCE_SECONDS, ClockSkew
 from autoscaler.observe.http import Cancelled, Deadline, fetch
+from autoscaler.observe.sessions import PinnedSession
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def history_step(interval_seconds: float, lookback_seconds: float) -> int:
 
 
 def _session(cfg: PrometheusConfig) -> requests.Session:
-    session = requests.Session()
+    session = PinnedSession()
     session.verify = cfg.ca_file or not cfg.insecure_skip_verify
     # One quick retry when the connection cannot be made, and never once the request is
     # sent: a read timeout retried would double the time a slow Prometheus costs.

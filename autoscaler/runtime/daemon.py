@@ -106,6 +106,8 @@ def load(args: argparse.Namespace) -> Config | None:
 
 def _secrets(config: Config) -> list[str | None]:
     out: list[str | None] = [config.prometheus.password]
+    if config.ha is not None:
+        out.append(config.ha.password)
     token = config.prometheus.bearer_token_file
     if token and Path(token).is_file():
         out.append(Path(token).read_text().strip())

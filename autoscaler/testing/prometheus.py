@@ -5,6 +5,7 @@ Used by `autoscaler demo` and by the tests (tests/harness/prometheus.py re-expor
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -30,7 +31,12 @@ class ProcessExited(RuntimeError):
     """The process that was to serve the URL exited before it answered."""
 
 
-def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(
+    url: str,
+    timeout: float = 60.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    verify: str | bool = True,
+) -> None:
     """Poll `url` until it answers 200: generous, a loaded machine starts a process slowly.
 
     With `proc`, its exit ends the wait at once (`ProcessExited`) rather than at `timeout`.
@@ -41,7 +47,7 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | N
         if proc is not None and proc.poll() is not None:
             raise ProcessExited(f"exited with {proc.returncode} before {url} answered")
         try:
-            if requests.get(url, timeout=1).status_code == 200:
+            if requests.get(url, timeout=1, verify=verify).status_code == 200:
                 return
         except requests.RequestException as e:  # not up yet
             last = e
@@ -72,11 +78,20 @@ class PrometheusServer:
         bridge: str | None = None,
         config_text: str | None = None,
         extra_args: list[str] | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        """`tls`: (certificate, key, the CA that signed it): Prometheus serves https://."""
         self.port = free_port()
         self._picked = self.port  # a caller may set another port before start()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.scheme = "https" if tls else "http"
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.dir = Path(tempfile.mkdtemp(prefix="prom-"))
+        self.verify: str | bool = str(tls[2]) if tls else True
+        if tls:
+            web = self.dir / "web.yml"
+            server = {"cert_file": str(tls[0]), "key_file": str(tls[1])}
+            web.write_text(json.dumps({"tls_server_config": server}))  # YAML reads JSON
+            extra_args = [*(extra_args or []), f"--web.config.file={web}"]
         self.config = self.dir / "prometheus.yml"
         self.config.write_text(
             config_text
@@ -105,7 +120,7 @@ class PrometheusServer:
         for attempt in range(3 if self.port == self._picked else 1):
             if attempt:
                 self.port = free_port()
-                self.url = f"http://127.0.0.1:{self.port}"
+                self.url = f"{self.scheme}://127.0.0.1:{self.port}"
             self.proc = subprocess.Popen(
                 [
                     binary,
@@ -120,7 +135,7 @@ class PrometheusServer:
                 stderr=subprocess.STDOUT,
             )
             try:
-                wait_http(f"{self.url}/-/ready", proc=self.proc)
+                wait_http(f"{self.url}/-/ready", proc=self.proc, verify=self.verify)
                 return self
             except ProcessExited:
                 continue  # most likely its port was taken: try another one

@@ -4,6 +4,12 @@ Synchronous, with a timeout on every request, which fits the daemon's threads. E
 are members of one cluster: a request that cannot reach one is tried on the next, and
 EtcdUnavailable says what every endpoint answered. Keys and values are text; the gateway
 speaks base64 and 64-bit integers as strings, which stays in here.
+
+TLS (a CA, a client certificate) is each endpoint's requests session's; etcd users log in
+through the gateway's auth/authenticate, and the token goes in every request's
+Authorization header. A token is a member's own (etcd's simple tokens), so each endpoint
+gets its own, on its first request, and again when etcd says it is no longer valid (its
+TTL ended, etcd restarted). Tokens are registered as secrets the moment they arrive.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ import json
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
+
+from autoscaler.config.secrets import registry as secret_registry
+from autoscaler.observe.sessions import PinnedSession
 
 
 class MissingClient(RuntimeError):
@@ -72,13 +81,32 @@ def _kv(raw: dict[str, Any]) -> KeyValue:
     )
 
 
+# etcd's answers to a request without a valid token: log in (again), then retry once.
+_TOKEN_REFUSED = ("invalid auth token", "user name is empty")
+
+
+@dataclass(frozen=True)
+class Access:
+    """How to reach etcd beyond the URL: TLS files and an etcd user."""
+
+    ca_file: str | None = None  # None: the system's CAs
+    cert_file: str | None = None  # with key_file: a client certificate
+    key_file: str | None = None
+    username: str | None = None  # with password: etcd authentication
+    password: str | None = field(default=None, repr=False)
+
+
 class Etcd:
-    def __init__(self, endpoints: Sequence[str], timeout_seconds: float) -> None:
+    def __init__(
+        self, endpoints: Sequence[str], timeout_seconds: float, access: Access | None = None
+    ) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoint")
         self.endpoints = list(endpoints)
+        self.access = access or Access()
         self._errors, self._client_class = _etcd3gw()
         self._clients = [self._client(url, timeout_seconds) for url in self.endpoints]
+        self._tokens: dict[int, str] = {}  # endpoint index -> its auth token
         self._current = 0  # the endpoint that answered last: tried first
         self._lock = threading.Lock()
 
@@ -86,10 +114,51 @@ class Etcd:
         parts = urlsplit(url)
         host = parts.hostname or "127.0.0.1"
         port = parts.port or (443 if parts.scheme == "https" else 2379)
+        session = PinnedSession()
+        if self.access.ca_file:
+            session.verify = self.access.ca_file
+        if self.access.cert_file and self.access.key_file:
+            session.cert = (self.access.cert_file, self.access.key_file)
         # api_path fixed (etcd >= 3.4): no /version round trip hidden in the first call.
         return self._client_class(
-            host=host, port=port, protocol=parts.scheme, timeout=timeout, api_path="/v3/"
+            host=host,
+            port=port,
+            protocol=parts.scheme,
+            timeout=timeout,
+            api_path="/v3/",
+            session=session,
         )
+
+    def _authenticate(self, n: int) -> None:
+        client = self._clients[n]
+        # etcd refuses even a login that carries a token it no longer knows
+        client.session.headers.pop("Authorization", None)
+        answer = client.post(
+            client.get_url("auth/authenticate"),
+            data=json.dumps({"name": self.access.username, "password": self.access.password}),
+        )
+        token = str((answer or {}).get("token") or "")
+        if not token:
+            raise self._errors.Etcd3Exception("etcd answered no auth token")
+        secret_registry.add(token)  # before any error can echo it
+        client.session.headers["Authorization"] = token
+        with self._lock:
+            self._tokens[n] = token
+
+    def _send(self, n: int, path: str, payload: dict[str, Any]) -> Any:
+        """One request to endpoint n, logged in first when etcd has users."""
+        client = self._clients[n]
+        if self.access.username is None:
+            return client.post(client.get_url(path), data=json.dumps(payload))
+        if n not in self._tokens:
+            self._authenticate(n)
+        try:
+            return client.post(client.get_url(path), data=json.dumps(payload))
+        except self._errors.Etcd3Exception as e:
+            if not any(s in _reason(e) for s in _TOKEN_REFUSED):
+                raise
+        self._authenticate(n)  # the token expired, or etcd restarted: once more
+        return client.post(client.get_url(path), data=json.dumps(payload))
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -97,9 +166,8 @@ class Etcd:
         problems = []
         for i in range(len(self._clients)):
             n = (start + i) % len(self._clients)
-            client = self._clients[n]
             try:
-                result = client.post(client.get_url(path), data=json.dumps(payload))
+                result = self._send(n, path, payload)
             except (
                 self._errors.ConnectionFailedError,
                 self._errors.ConnectionTimeoutError,

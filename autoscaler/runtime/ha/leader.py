@@ -26,13 +26,18 @@ from collections.abc import Callable
 from typing import Any
 
 from autoscaler.config.schema import HAConfig
-from autoscaler.runtime.ha.etcd import Etcd, EtcdError, EtcdUnavailable, KeyValue
+from autoscaler.runtime.ha.etcd import Access, Etcd, EtcdError, EtcdUnavailable, KeyValue
 
 log = logging.getLogger("autoscaler.ha")
 
 
 def default_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def access(ha: HAConfig) -> Access:
+    """The TLS files and etcd user of an `ha` block."""
+    return Access(ha.ca_file, ha.cert_file, ha.key_file, ha.username, ha.password)
 
 
 class LeaderElector:
@@ -47,7 +52,7 @@ class LeaderElector:
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.ha = ha
-        self.etcd = etcd or Etcd(ha.endpoints, ha.timeout_seconds)
+        self.etcd = etcd or Etcd(ha.endpoints, ha.timeout_seconds, access(ha))
         self.identity = ha.identity or default_identity()
         self.key = f"{ha.key_prefix.rstrip('/')}/leader"
         self.monotonic = monotonic
