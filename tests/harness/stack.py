@@ -59,6 +59,13 @@ class Stack:
         self.prometheus = PrometheusServer(
             autoscaler=f"127.0.0.1:{self.port}", alertmanager=alertmanager, bridge=bridge
         )
+        # Two free_port() calls may return the same port: Prometheus would then hold the
+        # daemon's, and answer the daemon's /metrics wait itself.
+        while self.prometheus.port == self.port:
+            self.prometheus.cleanup()
+            self.prometheus = PrometheusServer(
+                autoscaler=f"127.0.0.1:{self.port}", alertmanager=alertmanager, bridge=bridge
+            )
         self.config_path = self.dir / "autoscaler.yaml"
         config: dict[str, Any] = {
             "prometheus": {"url": self.prometheus.url, "timeout_seconds": 2},
@@ -82,7 +89,15 @@ class Stack:
 
     # --- processes ------------------------------------------------------------------
     def start(self) -> Stack:
+        planned = self.prometheus.url
         self.prometheus.start()
+        if self.prometheus.url != planned:  # its port was taken: it started on another
+            if self.prometheus.port == self.port:
+                raise RuntimeError(f"Prometheus moved to the daemon's port {self.port}")
+            doc = yaml.safe_load(self.config_path.read_text())
+            if doc.get("prometheus", {}).get("url") == planned:
+                doc["prometheus"]["url"] = self.prometheus.url
+                self.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.start_autoscaler()
         return self
 
@@ -104,7 +119,9 @@ class Stack:
             env=self.env,
         )
         log.close()
-        wait_http(f"{self.url}/metrics", timeout=20)
+        # /sd is the daemon's own (another server on the port would not answer it), and
+        # the daemon exiting (its port taken, a bad config) ends the wait at once.
+        wait_http(f"{self.url}/sd", timeout=20, proc=self.proc)
 
     def kill_autoscaler(self, sig: int = signal.SIGKILL) -> int | None:
         if self.proc and self.proc.poll() is None:
