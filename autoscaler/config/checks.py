@@ -462,14 +462,7 @@ class Checker:
             "ca_file": self.get(section, "ca_file", path, _File(), None, nullable=True),
             "insecure_skip_verify": self.get(section, "insecure_skip_verify", path, _Bool(), False),
         }
-        password_file = self.get(section, "password_file", path, _File(), None, nullable=True)
-        if password_file not in (None, _INVALID):
-            if section.get("password") is not None:
-                self.error(
-                    _join(path, "password_file"), "set either password or password_file, not both"
-                )
-            else:
-                values["password"] = self.read_secret(password_file, _join(path, "password_file"))
+        values["password"] = self.password_or_file(section, path, values["password"])
         if values["password"] not in (None, _INVALID) and section.get("username") is None:
             self.error(_join(path, "username"), "is required when a password is set (basic auth)")
         if section.get("bearer_token_file") is not None and section.get("username") is not None:
@@ -547,16 +540,9 @@ class Checker:
         for key in ("ca_file", "cert_file", "key_file"):
             values[key] = self.get(section, key, path, _File(), None, nullable=True)
         values["username"] = self.get(section, "username", path, _Text(), None, nullable=True)
-        values["password"] = self.get(section, "password", path, _Text(), None, nullable=True)
-        password_file = self.get(section, "password_file", path, _File(), None, nullable=True)
-        if password_file not in (None, _INVALID):
-            if section.get("password") is not None:
-                self.error(
-                    _join(path, "password_file"), "set either password or password_file, not both"
-                )
-            else:
-                values["password"] = self.read_secret(password_file, _join(path, "password_file"))
-        has_password = section.get("password") is not None or password_file is not None
+        password = self.get(section, "password", path, _Text(), None, nullable=True)
+        values["password"] = self.password_or_file(section, path, password)
+        has_password = any(section.get(k) is not None for k in ("password", "password_file"))
         if has_password and section.get("username") is None:
             self.error(_join(path, "username"), "is required when a password is set (etcd auth)")
         if section.get("username") is not None and not has_password:
@@ -581,6 +567,18 @@ class Checker:
                 _join(path, tls[0]),
                 f"is for TLS, but no endpoint is https:// (got {list(endpoints)})",
             )
+
+    def password_or_file(self, section: dict[str, Any], path: str, password: Any) -> Any:
+        """`password` (already read), or the secret in `password_file`: one, not both."""
+        password_file = self.get(section, "password_file", path, _File(), None, nullable=True)
+        if password_file in (None, _INVALID):
+            return password
+        if section.get("password") is not None:
+            self.error(
+                _join(path, "password_file"), "set either password or password_file, not both"
+            )
+            return password
+        return self.read_secret(password_file, _join(path, "password_file"))
 
     def read_secret(self, file_name: str, path: str) -> Any:
         try:
