@@ -24,7 +24,7 @@ class EtcdServer:
     """With `pki`, etcd serves https:// with a certificate of that CA and asks every client
     for one (`--client-cert-auth`); `client` is the certificate this harness uses."""
 
-    def __init__(self, pki: Pki | None = None, auth_token_ttl: int | None = None) -> None:
+    def __init__(self, pki: Pki | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="etcd-"))
         self.port = free_port()
         self.peer_port = free_port()
@@ -45,8 +45,6 @@ class EtcdServer:
                 f"--trusted-ca-file={pki.ca_file}",
                 "--client-cert-auth",
             ]
-        self.auth_token_ttl = auth_token_ttl
-        self.root_password: str | None = None
 
     def healthy(self) -> bool:
         # verify and cert per request: a session's would lose to REQUESTS_CA_BUNDLE
@@ -75,7 +73,6 @@ class EtcdServer:
                 "--heartbeat-interval=50",
                 "--election-timeout=250",
                 *self.tls,
-                *([f"--auth-token-ttl={self.auth_token_ttl}"] if self.auth_token_ttl else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -113,10 +110,10 @@ class EtcdServer:
 
     def enable_auth(self, user: str, password: str, prefix: str) -> None:
         """etcd users on: root, and `user` with read-write on keys under `prefix` only."""
-        self.root_password = "root-" + password
-        self.etcdctl("user", "add", "root", f"--new-user-password={self.root_password}")
+        root_password = "root-" + password
+        self.etcdctl("user", "add", "root", f"--new-user-password={root_password}")
         self.etcdctl("auth", "enable")
-        root = f"root:{self.root_password}"
+        root = f"root:{root_password}"
         self.etcdctl("user", "add", user, f"--new-user-password={password}", user=root)
         self.etcdctl("role", "add", user, user=root)
         self.etcdctl(

@@ -148,17 +148,18 @@ class Etcd:
     def _send(self, n: int, path: str, payload: dict[str, Any]) -> Any:
         """One request to endpoint n, logged in first when etcd has users."""
         client = self._clients[n]
+        url, body = client.get_url(path), json.dumps(payload)
         if self.access.username is None:
-            return client.post(client.get_url(path), data=json.dumps(payload))
+            return client.post(url, data=body)
         if n not in self._tokens:
             self._authenticate(n)
         try:
-            return client.post(client.get_url(path), data=json.dumps(payload))
+            return client.post(url, data=body)
         except self._errors.Etcd3Exception as e:
             if not any(s in _reason(e) for s in _TOKEN_REFUSED):
                 raise
         self._authenticate(n)  # the token expired, or etcd restarted: once more
-        return client.post(client.get_url(path), data=json.dumps(payload))
+        return client.post(url, data=body)
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
