@@ -196,6 +196,26 @@ def test_changes_apply_to_the_next_connection(exporter, pki: Pki, tmp_path: Path
             assert r.ok
     errors = [r for r in caplog.records if "invalid" in r.getMessage()]
     assert len(errors) == 1 and "tls_server_config.cert_file" in errors[0].getMessage()
+    # ... and the scrape says so, until a good file is back.
+    scrape = {"verify": str(other.ca_file), "auth": ("prometheus", "rotated"), "timeout": 5}
+    assert _gauge(url, "autoscaler_web_config_last_reload_successful", **scrape) == 0
+    failed_at = _gauge(url, "autoscaler_web_config_last_reload_success_timestamp_seconds", **scrape)
+    _web_file(path, doc)
+    assert _gauge(url, "autoscaler_web_config_last_reload_successful", **scrape) == 1
+    assert (
+        _gauge(url, "autoscaler_web_config_last_reload_success_timestamp_seconds", **scrape)
+        > failed_at
+    )
+
+
+def _gauge(url: str, name: str, **kw: Any) -> float:
+    """One unlabelled sample from `url`/metrics."""
+    r = requests.get(url + "/metrics", **kw)
+    r.raise_for_status()
+    for line in r.text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def test_auth_excluded_paths(pki: Pki) -> None:
@@ -224,6 +244,7 @@ def test_bridge_with_tls_and_basic_auth(pki: Pki) -> None:
             url + "/metrics", verify=str(pki.ca_file), auth=("prometheus", PASSWORD), timeout=5
         )
         assert r.ok and "bridge_probes_total" in r.text
+        assert "bridge_web_config_last_reload_successful 1.0" in r.text
     finally:
         bridge.stop()
 

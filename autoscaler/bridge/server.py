@@ -333,6 +333,8 @@ class Bridge:
         self.server = BoundedHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), _Handler)
         self.server.bridge = self  # type: ignore[attr-defined]
         self.server.web = web  # --web.config.file: TLS and basic auth
+        if web is not None:
+            web.export(self.registry, "bridge")
         self._thread: threading.Thread | None = None
 
     @property

@@ -220,6 +220,8 @@ def serve(
     host, _, port = listen.rpartition(":")
     server = ExporterServer((host.strip("[]") or "0.0.0.0", int(port)), metrics, state)
     server.web = web
+    if web is not None:
+        web.export(metrics.registry, "autoscaler")
     # shutdown() waits for the loop's next poll: the default 0.5 s delayed every SIGTERM.
     thread = threading.Thread(
         target=server.serve_forever,

@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import bcrypt
+from prometheus_client import CollectorRegistry, Gauge
 
 from autoscaler.config import ConfigError, parse_yaml
 
@@ -406,10 +407,33 @@ class WebConfig:
         self._lock = threading.Lock()
         self._clock = clock
         self._cache: dict[bytes, float] = {}
+        # How the last load went, for `export`: a broken file keeps the old settings
+        # quietly after one log line, and a scrape should still show it.
+        self.last_reload_ok = True
+        self.last_reload_success = time.time()
+
+    def export(self, registry: CollectorRegistry, prefix: str) -> None:
+        """`<prefix>_web_config_last_reload_successful` (1/0) and its success time.
+
+        Read at scrape time; a scrape is itself a request, so it sees the file as it is.
+        """
+        Gauge(
+            f"{prefix}_web_config_last_reload_successful",
+            "Whether the last load of --web.config.file succeeded (1) or not (0).",
+            registry=registry,
+        ).set_function(lambda: 1.0 if self.last_reload_ok else 0.0)
+        Gauge(
+            f"{prefix}_web_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of --web.config.file.",
+            registry=registry,
+        ).set_function(lambda: self.last_reload_success)
 
     def current(self) -> WebSettings:
         stamp = _stamp(self.settings.files)
-        if stamp == self._stamp or stamp == self._bad_stamp:
+        if stamp == self._stamp:
+            self.last_reload_ok = True  # the files in force are back (an edit undone)
+            return self.settings
+        if stamp == self._bad_stamp:
             return self.settings
         with self._lock:
             stamp = _stamp(self.settings.files)
@@ -419,6 +443,7 @@ class WebConfig:
                 new = load(self.path)
             except ConfigError as e:
                 self._bad_stamp = stamp  # logged once per change, not once per request
+                self.last_reload_ok = False
                 log.error(
                     "web configuration %s is invalid, keeping the last good one: %s",
                     self.path,
@@ -426,6 +451,7 @@ class WebConfig:
                 )
                 return self.settings
             self.settings, self._stamp, self._bad_stamp = new, _stamp(new.files), None
+            self.last_reload_ok, self.last_reload_success = True, time.time()
             log.info("web configuration %s reloaded: %s", self.path, new.describe())
             return new
 
