@@ -215,7 +215,9 @@ def quantile(
     scale_down: ScalingBehavior = QUANTILE_SCALE_DOWN,
     **kw: object,
 ) -> PolicySpec:
-    """Ours, the shipped default: size to demand plus the recent forecast error's quantile.
+    """Ours: size to demand plus the recent forecast error's quantile (`type: quantile`).
+
+    Benchmarked against both HPA variants, not a default (docs/simulation.md says why).
 
     `target` (the other rules' utilization) does not apply: the quantile is the headroom.
     """
