@@ -8,9 +8,10 @@ that knows MORE than any causal policy reaches:
 
 - it knows the rate (a non-causal smoother of the counts: the centred mean of the
   neighbouring minutes, the minute itself left out so that its own noise stays
-  unknown; or, on the synthetic traces, the true Poisson rate), a boot delay ahead;
+  unknown; or, on the synthetic traces, the true rate), a boot delay ahead;
 - it knows the distribution of the count around that rate (negative binomial with the
-  overdispersion measured on the trace, Poisson for a known Poisson rate; or the
+  overdispersion measured on the trace; on a synthetic trace its generator's own,
+  Poisson or gamma-Poisson; or the
   trace's own residuals, binned by rate: in-sample, so fitted to the very noise it is
   scored on);
 - per minute it picks the replicas c minimising c + mu * P(count > c * per_replica)
@@ -63,7 +64,34 @@ HPA = {
     "nasa_ksc_1995-07-01_27.5d_1min": {"hpa": (5337.3, 2141.5), "hpa-instant": (5450.5, 2070.25)},
     "synthetic_flash_crowd_3d_1min": {"hpa": (450.5, 3.5), "hpa-instant": (450.2, 3.25)},
     "synthetic_diurnal_7d_1min": {"hpa": (4009.7, 0.0), "hpa-instant": (3997.1, 0.0)},
+    "synthetic_flash_crowd_b_4d_1min": {"hpa": (673.7, 124.0), "hpa-instant": (685.7, 126.25)},
+    "synthetic_diurnal_low_b_7d_1min": {"hpa": (2308.2, 548.25), "hpa-instant": (2355.4, 539.5)},
+    "synthetic_diurnal_high_b_5d_1min": {"hpa": (2537.6, 61.25), "hpa-instant": (2560.8, 70.75)},
+    "synthetic_c_double_flash_3d_1min": {"hpa": (469.1, 62.75), "hpa-instant": (473.8, 65.25)},
+    "synthetic_c_diurnal_gamma_7d_1min": {"hpa": (2906.1, 308.75), "hpa-instant": (2952.7, 321.0)},
+    "synthetic_c_slow_ramp_7d_1min": {"hpa": (3385.6, 90.75), "hpa-instant": (3419.3, 94.75)},
 }
+# ... and `quantile`'s, to place it against the bound at its own cost.
+OURS = {
+    "nasa_ksc_1995-07-01_27.5d_1min": (5303.9, 1601.0),
+    "synthetic_flash_crowd_3d_1min": (446.2, 3.0),
+    "synthetic_diurnal_7d_1min": (3643.7, 4.0),
+    "synthetic_flash_crowd_b_4d_1min": (644.5, 183.0),
+    "synthetic_diurnal_low_b_7d_1min": (2208.2, 508.0),
+    "synthetic_diurnal_high_b_5d_1min": (2275.9, 283.0),
+    "synthetic_c_double_flash_3d_1min": (461.3, 103.0),
+    "synthetic_c_diurnal_gamma_7d_1min": (2686.5, 525.0),
+    "synthetic_c_slow_ramp_7d_1min": (3026.1, 429.0),
+}
+# The overdispersed held-out traces at 1 min (gamma-Poisson counts of a known rate).
+OVERDISPERSED = (
+    "flash_crowd_b",
+    "diurnal_low_b",
+    "diurnal_high_b",
+    "double_flash_c",
+    "diurnal_gamma_c",
+    "slow_ramp_c",
+)
 MUS = tuple(float(x) for x in np.geomspace(0.5, 20000.0, 37))  # the Lagrangian sweep
 BINS = 10  # rate bins of the empirical residuals
 WHAT_IF_PHI = (1.0, 2.0, 4.0)  # count noise of the NASA what-ifs (NASA's own: about 4-5)
@@ -115,18 +143,22 @@ def thresholds(per_replica: float, step: float, cmax: int) -> np.ndarray:
     return np.floor(c * per_replica * step * (1 + _REL_EPS) + 1e-12 * step).astype(int)
 
 
-def parametric_survival(rate: np.ndarray, phi: float, ks: np.ndarray) -> np.ndarray:
+def parametric_survival(rate: np.ndarray, phi: float | np.ndarray, ks: np.ndarray) -> np.ndarray:
     """S[t, c] = P(N_t > ks[c]), N_t Poisson(rate[t]) (phi = 1) or negative binomial with
-    mean rate[t] and variance phi * rate[t] (phi > 1). One pass over the counts, in logs."""
+    mean rate[t] and variance phi * rate[t] (phi > 1; one per minute, or one for all).
+    One pass over the counts, in logs."""
     if np.any(np.diff(ks) < 0):
         raise ValueError("thresholds must not decrease")
     m = np.maximum(rate, 1e-9)
+    phis = np.broadcast_to(np.asarray(phi, dtype=float), m.shape)
     surv = np.ones((len(m), len(ks)), dtype=np.float32)
-    if phi <= 1.0 + 1e-9:
+    if np.all(phis <= 1.0 + 1e-9):
         r, logp, tail = None, -m, np.log(m)
+    elif np.all(phis > 1.0 + 1e-9):
+        r, q = m / (phis - 1.0), 1.0 / phis
+        logp, tail = r * np.log(q), np.log(1 - q)
     else:
-        r, q = m / (phi - 1.0), 1.0 / phi
-        logp, tail = r * math.log(q), math.log(1 - q)
+        raise ValueError("phi must be 1 for every minute or above 1 for every minute")
     cdf = np.zeros(len(m))
     col = int(np.sum(ks < 0))
     for k in range(int(ks[-1]) + 1):
@@ -273,6 +305,7 @@ class Case:
     phi: float = 1.0  # the true overdispersion of the count around `rate`
     goal_of: str = ""  # the trace whose HPA figures set the goal (default: this one)
     peak: float = 0.0  # the peak that sets per_replica (default: the trace's)
+    shape: float = 0.0  # > 0: instead, gamma-Poisson noise of this shape (phi = 1 + rate / k)
 
     @property
     def per_replica(self) -> float:
@@ -280,21 +313,45 @@ class Case:
 
 
 def with_true_rate(name: str) -> Case:
-    """A synthetic trace and its true rate per step, caught from the generator's call."""
-    caught: list[Callable[[float], float]] = []
-    real = synthetic._counted
+    """A synthetic trace, its true rate per step and its noise, caught from the generator's
+    call: Poisson counts, or (the overdispersed held-out sets) Poisson counts of the rate
+    times a gamma draw of shape k per step, negative binomial with variance
+    rate * (1 + rate / k)."""
+    caught: list[tuple[Callable[[float], float], float]] = []
+    counted, gamma_counted, overdispersed = (
+        synthetic._counted,
+        synthetic._gamma_counted,
+        synthetic._overdispersed,
+    )
 
     def spy(name: str, step: float, n: int, rate: Callable[[float], float], seed: int) -> Trace:
-        caught.append(rate)
-        return real(name, step, n, rate, seed)
+        caught.append((rate, 0.0))
+        return counted(name, step, n, rate, seed)
 
-    with mock.patch.object(synthetic, "_counted", spy):
-        trace = synthetic.HELD_OUT[name]()
-    rate = caught[0]
+    def spy_gamma(
+        name: str, step: float, n: int, rate: Callable[[float], float], shape: float, seed: int
+    ) -> Trace:
+        caught.append((rate, shape))
+        return gamma_counted(name, step, n, rate, shape, seed)
+
+    def spy_over(
+        name: str, step: float, n: int, rate: Callable[[float], float], seed: int, k: float
+    ) -> Trace:
+        caught.append((rate, k))
+        return overdispersed(name, step, n, rate, seed, k)
+
+    with (
+        mock.patch.object(synthetic, "_counted", spy),
+        mock.patch.object(synthetic, "_gamma_counted", spy_gamma),
+        mock.patch.object(synthetic, "_overdispersed", spy_over),
+    ):
+        trace = synthetic.ALL_HELD_OUT[name]()
+    rate, shape = caught[0]
     return Case(
         f"synthetic:{name}",
         trace,
         np.array([rate(i * trace.step) * trace.step for i in range(len(trace.demand))]),
+        shape=shape,
     )
 
 
@@ -338,8 +395,9 @@ def curves(case: Case, boot_delays: Sequence[float] = (BOOT_DELAY, 0.0)) -> list
         rates, back = np.unique(rate, return_inverse=True)
         models = {"empirical": empirical_survival(counts, rate, ks, at=rates)}
         if name == "true rate":
-            exact = "poisson" if case.phi == 1.0 else "neg-binomial"
-            models = {exact: parametric_survival(rates, case.phi, ks), **models}
+            exact = "poisson" if case.phi == 1.0 and not case.shape else "neg-binomial"
+            true_phi = 1.0 + rates / case.shape if case.shape else case.phi
+            models = {exact: parametric_survival(rates, true_phi, ks), **models}
         else:
             models["neg-binomial"] = parametric_survival(rates, max(1.0, phi), ks)
         for noise, surv in models.items():
@@ -382,7 +440,8 @@ def cases(traces: Path) -> list[Case]:
     found = [c for c in found if c.trace.step == 60]
     nasa = [c.trace for c in found if c.trace.name == NASA.stem]
     what_ifs = [what_if(nasa[0], phi) for phi in WHAT_IF_PHI] if nasa else []
-    return found + what_ifs + [with_true_rate("flash_crowd"), with_true_rate("diurnal")]
+    synthetic_cases = [with_true_rate(n) for n in ("flash_crowd", "diurnal", *OVERDISPERSED)]
+    return found + what_ifs + synthetic_cases
 
 
 def what_if(trace: Trace, phi: float, seed: int = 12) -> Case:
@@ -467,6 +526,17 @@ def report(case: Case, recompute_hpa: bool = False) -> list[str]:
             f"{_fmt(math.inf if case.goal_of else under_at_cost(f, hpa_cost), 10, 0)} "
             f"{_fmt(calib, 8, 2)}"
         )
+    ours = OURS.get(trace.name)
+    if ours is not None and not case.goal_of:
+        for cv in found:
+            if cv.noise == "empirical" or cv.boot_delay != BOOT_DELAY:
+                continue
+            if cv.estimator in ("true rate", "centred 5 (self out)"):
+                lines.append(
+                    f"  quantile (`make bench`) {ours[0]:.1f} rep-h, {ours[1]:g} under min; "
+                    f"{cv.estimator}, {cv.noise}: {_fmt(under_at_cost(cv.front, ours[0]), 0, 0)}"
+                    " under min at that cost"
+                )
     for cv in found:
         if cv.estimator == "true rate" and cv.noise != "empirical":
             pts = ", ".join(

@@ -59,6 +59,33 @@ def test_negative_binomial_survival_has_the_asked_mean_and_variance() -> None:
     assert float(np.sum((k - mean) ** 2 * pmf)) == pytest.approx(phi * rate, rel=1e-3)
 
 
+def test_negative_binomial_survival_takes_one_overdispersion_per_minute() -> None:
+    """Gamma-Poisson of shape k: variance rate * (1 + rate / k), a phi per minute."""
+    rates, k = np.array([5.0, 30.0, 120.0]), 10.0
+    ks = np.arange(0, 1500)
+    surv = frontier.parametric_survival(rates, 1.0 + rates / k, ks).astype(float)
+    for rate, row in zip(rates, surv, strict=True):
+        pmf = -np.diff(np.concatenate(([1.0], row)))
+        j = np.arange(len(pmf))
+        mean = float(np.sum(j * pmf))
+        assert mean == pytest.approx(rate, rel=1e-3)
+        assert float(np.sum((j - mean) ** 2 * pmf)) == pytest.approx(
+            rate * (1 + rate / k), rel=1e-3
+        )
+    with pytest.raises(ValueError):
+        frontier.parametric_survival(rates, np.array([1.0, 2.0, 3.0]), ks)
+
+
+def test_the_overdispersed_traces_come_with_their_rate_and_gamma_shape() -> None:
+    case = frontier.with_true_rate("diurnal_low_b")
+    assert case.shape == 10.0 and case.rate is not None  # synthetic.diurnal_low_b's shape
+    counts = np.rint(np.asarray(case.trace.demand) * case.trace.step)
+    # the counts scatter around the caught rate as gamma-Poisson noise of that shape
+    ratio = np.sum((counts - case.rate) ** 2) / np.sum(case.rate * (1 + case.rate / case.shape))
+    assert ratio == pytest.approx(1.0, abs=0.1)
+    assert frontier.with_true_rate("flash_crowd").shape == 0.0  # Poisson
+
+
 def test_empirical_survival_is_the_share_of_residuals_above_the_threshold() -> None:
     counts = np.array([8.0, 9.0, 10.0, 11.0, 12.0])
     rate = np.full(5, 10.0)
