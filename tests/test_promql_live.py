@@ -30,6 +30,9 @@ RATE_INTERVAL = "5s"  # Grafana: max(4 x scrape interval, interval + scrape); sc
 # Series no part of this scenario produces, and what would.
 NOT_IN_SCENARIO = {
     "replica_probe_success": "a via_bridge group scraped through `autoscaler bridge`",
+    # only with --web.config.file: tests/test_web_config.py has Prometheus scrape both
+    "autoscaler_web_config_last_reload_successful": "a daemon with --web.config.file",
+    "bridge_web_config_last_reload_successful": "a bridge with --web.config.file, scraped",
 }
 
 

@@ -470,6 +470,13 @@ def test_prometheus_scrapes_the_daemon_and_the_bridge_over_tls_with_basic_auth(
         )
         assert len(up) == 2
         assert prometheus.query("autoscaler_interval_seconds")  # the daemon's own series arrived
+        # what AutoscalerWebConfigReloadFailed reads (test_promql_live's stack has no web file)
+        for series, job in (
+            ("autoscaler_web_config_last_reload_successful", "autoscaler"),
+            ("bridge_web_config_last_reload_successful", "bridge"),
+        ):
+            got = prometheus.query(f'{series}{{job="{job}"}}')
+            assert [r["value"][1] for r in got] == ["1"], series
     finally:
         stop_process(proc)
         log.close()
