@@ -37,6 +37,7 @@ from autoscaler.runtime.ha.memory import EtcdMemoryStore, NotLeading
 from autoscaler.runtime.metrics import Metrics
 from tests import fake_daemon
 from tests.harness.etcd import EtcdServer, missing
+from tests.harness.exposition import sample_values
 from tests.harness.prometheus import REPO, free_port, wait_http
 from tests.harness.stack import Stack, local_group
 
@@ -367,15 +368,7 @@ class Daemon:
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         text = requests.get(f"{self.url}/metrics", timeout=5).text
-        total = 0.0
-        for line in text.splitlines():
-            series, _, value = line.rpartition(" ")
-            if line.startswith("#") or series.split("{")[0] != name:
-                continue
-            if labels and not all(f'{k}="{v}"' in series for k, v in labels.items()):
-                continue
-            total += float(value)
-        return total
+        return sum(sample_values(text, name, labels))
 
     def status(self) -> dict[str, Any]:
         return requests.get(f"{self.url}/status", timeout=5).json()

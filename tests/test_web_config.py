@@ -32,6 +32,7 @@ from autoscaler.runtime import web_config
 from autoscaler.runtime.exporter import SharedState, serve
 from autoscaler.runtime.metrics import Metrics
 from autoscaler.runtime.web_config import WebConfig
+from tests.harness.exposition import sample_values
 from tests.harness.pki import Pki
 from tests.harness.prometheus import REPO, PrometheusServer, free_port, stop_process
 
@@ -212,10 +213,9 @@ def _gauge(url: str, name: str, **kw: Any) -> float:
     """One unlabelled sample from `url`/metrics."""
     r = requests.get(url + "/metrics", **kw)
     r.raise_for_status()
-    for line in r.text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    values = sample_values(r.text, name)
+    assert len(values) == 1, f"{name}: {values} in /metrics"
+    return values[0]
 
 
 def test_auth_excluded_paths(pki: Pki) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import requests
 import yaml
 
+from tests.harness.exposition import sample_values
 from tests.harness.prometheus import REPO, PrometheusServer, free_port, wait_http
 
 
@@ -182,17 +183,7 @@ class Stack:
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         """Sum of the autoscaler's own samples named `name` matching `labels`."""
         text = requests.get(f"{self.url}/metrics", timeout=5).text
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith("#") or not line.startswith(name):
-                continue
-            series, _, value = line.rpartition(" ")
-            if series.split("{")[0] != name:
-                continue
-            if labels and not all(f'{k}="{v}"' in series for k, v in labels.items()):
-                continue
-            total += float(value)
-        return total
+        return sum(sample_values(text, name, labels))
 
     def sd_targets(self) -> list[str]:
         doc = requests.get(f"{self.url}/sd?via=direct", timeout=5).json()

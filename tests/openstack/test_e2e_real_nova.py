@@ -33,6 +33,7 @@ import requests
 import yaml
 
 from autoscaler.demo.loadgen import LoadGenerator, constant
+from tests.harness.exposition import sample_values
 from tests.harness.prometheus import REPO, PrometheusServer, free_port, wait_http
 from tests.openstack.real_nova import SKIP_REASON, RealOpenStack, nova_installed
 
@@ -263,14 +264,7 @@ class Daemon:
 
     def metric(self, name: str, labels: dict[str, str]) -> float:
         """Sum of the daemon's own samples named `name` carrying `labels`."""
-        total = 0.0
-        for line in self.metrics_text().splitlines():
-            series, _, value = line.rpartition(" ")
-            if line.startswith("#") or series.split("{")[0] != name:
-                continue
-            if all(f'{k}="{v}"' in series for k, v in labels.items()):
-                total += float(value)
-        return total
+        return sum(sample_values(self.metrics_text(), name, labels))
 
 
 def prometheus_config(autoscaler: str, sd_file: Path) -> str:
