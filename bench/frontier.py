@@ -428,11 +428,16 @@ def oracle_hours(case: Case, boot_delay: float) -> float:
 def hpa_figures(case: Case, recompute: bool) -> dict[str, tuple[float, float]]:
     if case.goal_of or (not recompute and case.trace.name in HPA):
         return HPA[case.goal_of or case.trace.name]
+    return {h: bench_figures(case.source, h) for h in ("hpa", "hpa-instant")}
+
+
+def bench_figures(source: str, policy: str) -> tuple[float, float]:
+    """(replica-hours, under-provisioned minutes) of `policy` replayed as `make bench` does."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import run as bench_run  # bench/run.py: the benchmark's own setup
 
-    runs = {h: bench_run.run_policy(case.source, h) for h in ("hpa", "hpa-instant")}
-    return {h: (r.replica_hours, r.under_minutes) for h, r in runs.items()}
+    r = bench_run.run_policy(source, policy)
+    return r.replica_hours, r.under_minutes
 
 
 def cases(traces: Path) -> list[Case]:

@@ -210,12 +210,6 @@ def test_the_what_if_keeps_the_rate_and_the_replica_size_and_draws_the_asked_noi
 def test_the_quantile_figures_it_places_are_those_the_benchmark_measures(name: str) -> None:
     """OURS caches `make bench`'s figures (a NASA replay is slow); the two 3-day traces
     replay in seconds and catch a policy change that left the cache behind."""
-    bench_dir = str(_PATH.parent)
-    sys.path.insert(0, bench_dir)
-    try:
-        import run as bench_run  # bench/run.py: the benchmark's own setup
-    finally:
-        sys.path.remove(bench_dir)
-    got = bench_run.run_policy(f"synthetic:{name}", "quantile")
-    rep_h, under = frontier.OURS[bench_run.load(f"synthetic:{name}").name]
-    assert (round(got.replica_hours, 1), got.under_minutes) == (rep_h, under)
+    rep_h, under = frontier.bench_figures(f"synthetic:{name}", "quantile")
+    trace = frontier.synthetic.ALL_HELD_OUT[name]()
+    assert (round(rep_h, 1), under) == frontier.OURS[trace.name]
